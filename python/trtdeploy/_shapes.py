@@ -1,0 +1,261 @@
+"""Shape inference on a weight-free skeleton of the model (fast, and fine for models over 2 GB)."""
+
+from __future__ import annotations
+
+import itertools
+
+import onnx
+from onnx import helper
+
+from ._graph import dims_of, elem_type
+
+_SMALL = 4096  # initializers up to this many elements stay (shape constants live here)
+
+
+def skeleton(model: onnx.ModelProto, input_dims: dict[str, list] | None = None) -> onnx.ModelProto:
+    """The model without its large initializers (they become typed graph inputs), optionally with
+    some graph inputs re-shaped (ints = static, str = symbolic, None = unknown)."""
+    g = model.graph
+    skel = onnx.ModelProto()
+    skel.ir_version = max(model.ir_version, 4)
+    skel.opset_import.extend(model.opset_import)
+    skel.functions.extend(model.functions)
+    sg = skel.graph
+    sg.name = g.name
+    sg.node.extend(g.node)
+    for vi in g.output:  # declared output shapes may be stale: let inference recompute them
+        out = sg.output.add()
+        out.CopyFrom(vi)
+        if out.type.HasField("tensor_type"):
+            out.type.tensor_type.ClearField("shape")
+    sg.sparse_initializer.extend(g.sparse_initializer)
+    input_names = {i.name for i in g.input}
+    for vi in g.input:
+        new = sg.input.add()
+        new.CopyFrom(vi)
+        if input_dims and vi.name in input_dims:
+            set_dims(new, input_dims[vi.name])
+    for t in g.initializer:
+        n = 1
+        for d in t.dims:
+            n *= d
+        if n <= _SMALL and t.data_location != onnx.TensorProto.EXTERNAL:
+            sg.initializer.append(t)
+        elif t.name not in input_names:
+            sg.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return skel
+
+
+def set_dims(vi: onnx.ValueInfoProto, dims: list) -> None:
+    shape = vi.type.tensor_type.shape
+    shape.ClearField("dim")
+    for d in dims:
+        dim = shape.dim.add()
+        if isinstance(d, str):
+            dim.dim_param = d
+        elif d is not None:
+            dim.dim_value = int(d)
+
+
+def infer(model: onnx.ModelProto, input_dims: dict[str, list] | None = None,
+          keep_value_info: bool = False,
+          hints: dict[str, tuple[int, list]] | None = None) -> dict[str, tuple[int, list | None]]:
+    """name -> (elem_type, dims) for every tensor shape inference can type in the main graph.
+
+    hints: shapes known by other means (name -> (elem_type, dims)), for tensors whose shape
+    onnx's inference cannot derive (e.g. a Reshape to a computed target)."""
+    skel = skeleton(model, input_dims)
+    if keep_value_info:
+        skel.graph.value_info.extend(model.graph.value_info)
+    for name, (elem, dims) in (hints or {}).items():
+        skel.graph.value_info.append(helper.make_tensor_value_info(name, elem, dims))
+    try:
+        inferred = onnx.shape_inference.infer_shapes(skel, strict_mode=False, data_prop=True)
+    except Exception:  # custom domains, broken models: fall back to what the file declares
+        inferred = skel
+    out: dict[str, tuple[int, list | None]] = {}
+    for vi in itertools.chain(inferred.graph.input, inferred.graph.value_info, inferred.graph.output):
+        if vi.type.HasField("tensor_type"):
+            prev = out.get(vi.name)
+            dims = dims_of(vi)
+            if prev is None or (prev[1] is None and dims is not None):
+                out[vi.name] = (elem_type(vi), dims)
+    for t in inferred.graph.initializer:
+        out[t.name] = (t.data_type, list(t.dims))
+    return out
+
+
+# ---- node-by-node propagation with values of small integer tensors ------------------------------
+# onnx's whole-graph inference gives up on Reshape/Expand/Resize whose shape operand is computed
+# (Shape -> Gather -> Concat), which is how exporters write dynamic code. Walking the nodes in order,
+# tracking the values of small tensors and asking onnx to infer one node at a time with those values
+# (infer_node_outputs' input_data) sizes those too.
+
+_VALUE_LIMIT = 4096  # elements: shape vectors, scalars, small constants
+
+
+def _np_eval(node: onnx.NodeProto, ins: list, opset: int):
+    """Numpy versions of the usual shape-computation ops; None when not handled here."""
+    import numpy as np
+
+    op = node.op_type
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if op == "Identity":
+        return ins[0]
+    if op == "Cast":
+        return ins[0].astype(onnx.helper.tensor_dtype_to_np_dtype(attrs["to"]))
+    if op in ("Add", "Sub", "Mul"):
+        return {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply}[op](ins[0], ins[1])
+    if op == "Div" and ins[0].dtype.kind in "iu":
+        return (np.trunc(ins[0] / ins[1])).astype(ins[0].dtype)
+    if op == "Concat":
+        return np.concatenate(ins, axis=attrs.get("axis", 0))
+    if op == "Gather":
+        return np.take(ins[0], ins[1], axis=attrs.get("axis", 0))
+    if op == "Unsqueeze":
+        axes = attrs.get("axes") if opset < 13 else (ins[1].tolist() if len(ins) > 1 else None)
+        out = ins[0]
+        rank = out.ndim + len(axes)
+        for a in sorted(a + rank if a < 0 else a for a in axes):
+            out = np.expand_dims(out, a)
+        return out
+    if op == "Squeeze":
+        axes = attrs.get("axes") if opset < 13 else (ins[1].tolist() if len(ins) > 1 else None)
+        return np.squeeze(ins[0], axis=None if axes is None else tuple(axes))
+    if op == "Slice" and opset >= 10:
+        data, starts, ends = ins[0], ins[1], ins[2]
+        axes = ins[3] if len(ins) > 3 and ins[3] is not None else range(len(starts))
+        steps = ins[4] if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+        sl = [slice(None)] * data.ndim
+        for s, e, a, st in zip(starts, ends, axes, steps):
+            sl[int(a)] = slice(int(s), int(e), int(st))
+        return data[tuple(sl)]
+    return None
+
+
+def propagate(model: onnx.ModelProto, input_dims: dict[str, list] | None = None,
+              hints: dict[str, tuple[int, list]] | None = None,
+              values_out: dict | None = None) -> dict[str, tuple[int, list | None]]:
+    """name -> (elem_type, dims) for the main graph, node by node (see the comment above).
+    values_out, when given, receives the values of the small tensors (shape vectors)."""
+    import numpy as np
+    from onnx import defs, numpy_helper, shape_inference
+
+    g = model.graph
+    opsets = {(o.domain or ""): o.version for o in model.opset_import}
+    types: dict[str, onnx.TypeProto] = {}
+    values: dict[str, np.ndarray] = {} if values_out is None else values_out
+    hints = hints or {}
+
+    def set_type(name, elem, dims):
+        types[name] = helper.make_tensor_type_proto(elem, dims)
+
+    for vi in g.input:
+        if not vi.type.HasField("tensor_type"):
+            continue
+        if input_dims and vi.name in input_dims:
+            set_type(vi.name, vi.type.tensor_type.elem_type, input_dims[vi.name])
+        else:
+            types[vi.name] = vi.type
+    for t in g.initializer:
+        set_type(t.name, t.data_type, list(t.dims))
+        n = int(np.prod(t.dims)) if t.dims else 1
+        if n <= _VALUE_LIMIT and t.data_location != onnx.TensorProto.EXTERNAL:
+            values[t.name] = numpy_helper.to_array(t)
+    ir = model.ir_version
+    for node in g.node:
+        domain = node.domain or ""
+        if domain == "ai.onnx":
+            domain = ""
+        opset = opsets.get(domain, 1)
+        if node.op_type == "Constant" and domain == "":
+            from ._graph import constant_value
+
+            sub = onnx.GraphProto()
+            sub.node.append(node)
+            v = constant_value(node.output[0], sub, {node.output[0]: node})
+            if v is not None:
+                v = np.asarray(v)
+                set_type(node.output[0], helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
+                if v.size <= _VALUE_LIMIT:
+                    values[node.output[0]] = v
+            continue
+        out_types = {}
+        try:
+            schema = defs.get_schema(node.op_type, opset, domain)
+        except Exception:  # noqa: BLE001 - custom/plugin ops: outputs unknown
+            schema = None
+        if schema is not None:
+            in_types = {x: types[x] for x in node.input if x in types}
+            in_data = {x: numpy_helper.from_array(np.asarray(values[x]), x) for x in node.input if x in values}
+            try:
+                out_types = shape_inference.infer_node_outputs(
+                    schema, node, in_types, in_data, opset_imports=list(model.opset_import), ir_version=ir)
+            except Exception:  # noqa: BLE001 - inconsistent shapes: outputs unknown
+                out_types = {}
+        for o in node.output:
+            if o in hints:
+                set_type(o, *hints[o])
+            elif o in out_types:
+                types[o] = out_types[o]
+        # values of small tensors
+        if domain != "":
+            continue
+        if node.op_type == "Shape" and node.input[0] in types:
+            d = _tp_dims(types[node.input[0]])
+            if d is not None and all(isinstance(x, int) for x in d):
+                attrs = {a.name: a.i for a in node.attribute}
+                start, end = attrs.get("start", 0), attrs.get("end", len(d))
+                values[node.output[0]] = np.array(d[start:end] if "end" in attrs else d[start:], np.int64)
+            continue
+        if node.op_type == "Size" and node.input[0] in types:
+            d = _tp_dims(types[node.input[0]])
+            if d is not None and all(isinstance(x, int) for x in d):
+                values[node.output[0]] = np.array(int(np.prod(d)), np.int64)
+            continue
+        ins = [values.get(x) if x else None for x in node.input]
+        if not node.input or any(v is None for x, v in zip(node.input, ins) if x):
+            continue
+        try:
+            v = _np_eval(node, ins, opset)
+            if v is None and len(node.output) == 1 and not any(True for _ in _subgraph_attrs(node)):
+                v = _ref_eval(model, node, ins)
+        except Exception:  # noqa: BLE001 - leave unknown
+            v = None
+        if v is not None and np.size(v) <= _VALUE_LIMIT:
+            values[node.output[0]] = np.asarray(v)
+    out: dict[str, tuple[int, list | None]] = {}
+    for name, tp in types.items():
+        if tp.HasField("tensor_type"):
+            out[name] = (tp.tensor_type.elem_type, _tp_dims(tp))
+    return out
+
+
+def _subgraph_attrs(node):
+    return (a for a in node.attribute if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS))
+
+
+def _ref_eval(model, node, ins):
+    import numpy as np
+    from onnx.reference import ReferenceEvaluator
+
+    names = [x for x in node.input if x]
+    g = helper.make_graph([node], "v", [helper.make_tensor_value_info(x, 0, None) for x in names],
+                          [helper.make_tensor_value_info(node.output[0], 0, None)])
+    m = helper.make_model(g, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    feeds = {x: np.asarray(v) for x, v in zip(node.input, ins) if x}
+    return ReferenceEvaluator(m).run(None, feeds)[0]
+
+
+def _tp_dims(tp: onnx.TypeProto):
+    if not tp.HasField("tensor_type") or not tp.tensor_type.HasField("shape"):
+        return None
+    out = []
+    for d in tp.tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            out.append(d.dim_value)
+        elif d.dim_param:
+            out.append(d.dim_param)
+        else:
+            out.append(None)
+    return out
