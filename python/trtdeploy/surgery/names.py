@@ -127,10 +127,21 @@ def build_mapping(names: Iterable[str], mapping: Mapping[str, str] | None = None
 
 
 def _apply(model: onnx.ModelProto, m: Mapping[str, str]) -> None:
+    for g in model_graphs(model):
+        _apply_graph(g, m, recurse=False)
+    for info in model.training_info:
+        for b in itertools.chain(info.initialization_binding, info.update_binding):
+            b.key, b.value = m.get(b.key, b.key), m.get(b.value, b.value)
+
+
+def _apply_graph(graph: onnx.GraphProto, m: Mapping[str, str], recurse: bool = True) -> None:
+    """Rename inside one graph (and, with recurse, its subgraphs)."""
+    from .._graph import iter_graphs
+
     def sub(x: str) -> str:
         return m.get(x, x)
 
-    for g in model_graphs(model):
+    for g in (iter_graphs(graph) if recurse else [graph]):
         for node in g.node:
             if any(x in m for x in node.input):
                 node.input[:] = [sub(x) for x in node.input]
@@ -146,9 +157,6 @@ def _apply(model: onnx.ModelProto, m: Mapping[str, str]) -> None:
             ann.tensor_name = sub(ann.tensor_name)
             for e in ann.quant_parameter_tensor_names:
                 e.value = sub(e.value)
-    for info in model.training_info:
-        for b in itertools.chain(info.initialization_binding, info.update_binding):
-            b.key, b.value = sub(b.key), sub(b.value)
 
 
 def rename(model: onnx.ModelProto | bytes, mapping: Mapping[str, str] | None = None, *,

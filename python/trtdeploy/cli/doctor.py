@@ -1,0 +1,37 @@
+"""trtdeploy doctor: versions, compiled parts, CUDA and TensorRT status."""
+
+from __future__ import annotations
+
+
+def add_parser(sub):
+    p = sub.add_parser("doctor", help="print versions, compiled parts, and whether CUDA/TensorRT are usable")
+    p.add_argument("--json", action="store_true")
+    return p
+
+
+def run(args):
+    import json
+
+    from .._info import doctor
+
+    d = doctor()
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    c = d["compiled"]
+    missing = "not installed"
+    print(f"trtdeploy {d['trtdeploy']} (python {d['python']})")
+    for k in ("onnx", "onnxruntime", "onnx_graphsurgeon", "onnxslim", "numpy"):
+        print(f"  {k:<18} {d[k] or missing}")
+    if "error" in c:
+        print(f"  compiled module    MISSING: {c['error']}")
+    else:
+        print(f"  compiled module    {', '.join(c['parts'])} ({c['compiler']})")
+    print(f"  CUDA               " + (f"kernels built with CUDA {c['cuda_version']} for {c['cuda_architectures']}"
+                                      if c.get("cuda") else "kernels not built (no CUDA toolkit at build time)"))
+    print(f"  GPU                {d['gpu'] or 'none found (nvidia-smi)'}; CUDA decode usable: "
+          f"{'yes' if d['gpu_usable'] else 'no'}")
+    print(f"  TensorRT           {d['tensorrt'] or 'not installed (pip install tensorrt, or trtdeploy[trt])'}; "
+          f"usable: {'yes' if d['tensorrt_usable'] else 'no'}")
+    print(f"  TensorRT plugin    {d['tensorrt_plugin_library'] or 'not built (TensorRT headers were not found at build time)'}")
+    return 0

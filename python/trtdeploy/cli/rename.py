@@ -1,0 +1,86 @@
+"""trtdeploy rename MODEL -o OUT [--input OLD=NEW ...] [--output OLD=NEW ...] [--tensor OLD=NEW ...]
+[--map-file JSON] [--prefix P] [--sanitize]
+
+Note: here -o is the output file and --output renames a graph output."""
+
+from __future__ import annotations
+
+from ._common import add_model_io, log, output_path
+
+
+def add_parser(sub):
+    p = sub.add_parser("rename", help="rename inputs/outputs/any tensor, updating every reference")
+    add_model_io(p, long_output=False)
+    p.add_argument("--input", action="append", default=[], metavar="OLD=NEW", help="rename a graph input")
+    p.add_argument("--output", dest="output_names", action="append", default=[], metavar="OLD=NEW",
+                   help="rename a graph output")
+    p.add_argument("--tensor", action="append", default=[], metavar="OLD=NEW", help="rename any tensor")
+    p.add_argument("--map-file", metavar="JSON", help='a JSON object {"old": "new", ...}')
+    p.add_argument("--prefix", help="prepend to every tensor name")
+    p.add_argument("--sanitize", action="store_true",
+                   help="make every name an identifier ([A-Za-z0-9_], not starting with a digit)")
+    p.add_argument("--python", action="store_true", help="use the Python reference instead of the compiled path")
+    return p
+
+
+def _pairs(items, flag):
+    from ..errors import TrtDeployError
+
+    out = {}
+    for item in items:
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new:
+            raise TrtDeployError(f"{flag} '{item}': expected OLD=NEW")
+        if old in out and out[old] != new:
+            raise TrtDeployError(f"{flag}: '{old}' is renamed twice ('{out[old]}' and '{new}')")
+        out[old] = new
+    return out
+
+
+def run(args):
+    import json
+
+    from ..errors import TrtDeployError
+
+    out = output_path(args)
+    mapping = {}
+    if args.map_file:
+        try:
+            with open(args.map_file, encoding="utf-8") as f:
+                loaded = json.load(f)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise TrtDeployError(f"--map-file {args.map_file}: {exc}") from None
+        if not isinstance(loaded, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()):
+            raise TrtDeployError(f"--map-file {args.map_file}: expected a JSON object of strings {{\"old\": \"new\"}}")
+        mapping.update(loaded)
+    ios = {"--input": _pairs(args.input, "--input"), "--output": _pairs(args.output_names, "--output")}
+    mapping.update(_pairs(args.tensor, "--tensor"))
+    if any(ios.values()):
+        _check_io(args.model, ios)
+        for pairs in ios.values():
+            mapping.update(pairs)
+    from ..surgery.names import rename_file
+
+    info = rename_file(args.model, out, mapping, prefix=args.prefix, sanitize=args.sanitize,
+                       backend="python" if args.python else "auto")
+    log.info("wrote %s (%s path%s)", out, info["backend"],
+             f", {info['renamed_fields']} references renamed" if "renamed_fields" in info else "")
+    return 0
+
+
+def _check_io(path, ios):
+    """--input/--output must name graph inputs/outputs (the file is read without weights)."""
+    import onnx
+
+    from ..errors import TrtDeployError
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001
+        raise TrtDeployError(f"{path}: not a readable ONNX model ({exc})") from None
+    names = {"--input": [i.name for i in model.graph.input], "--output": [o.name for o in model.graph.output]}
+    for flag, pairs in ios.items():
+        for old in pairs:
+            if old not in names[flag]:
+                raise TrtDeployError(f"{flag} {old}: not a graph {'input' if flag == '--input' else 'output'} "
+                                     f"(they are: {', '.join(names[flag])})")

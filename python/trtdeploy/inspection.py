@@ -1,0 +1,86 @@
+"""What a model is: I/O, opsets, op histogram, weights, dynamic dims, nodes with shapes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+
+from ._graph import data_inputs, dims_of, dtype_name, elem_type, format_dims
+from ._shapes import propagate
+
+
+def _io(vi: onnx.ValueInfoProto) -> dict:
+    return {"name": vi.name, "dtype": dtype_name(elem_type(vi)), "shape": dims_of(vi)}
+
+
+def summary(model: onnx.ModelProto, nodes: bool = False) -> dict:
+    g = model.graph
+    init_bytes = 0
+    for t in g.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            length = next((int(e.value) for e in t.external_data if e.key == "length"), None)
+            if length is None:
+                n = int(np.prod(t.dims)) if t.dims else 1
+                length = n * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+            init_bytes += length
+        else:
+            init_bytes += t.ByteSize()
+    inputs = [_io(vi) for vi in data_inputs(g)]
+    outputs = [_io(vi) for vi in g.output]
+    dynamic = [{"tensor": io["name"], "axis": a, "dim": d}
+               for io in inputs + outputs for a, d in enumerate(io["shape"] or []) if not isinstance(d, int)]
+    info = {
+        "ir_version": model.ir_version,
+        "opsets": {(o.domain or "ai.onnx"): o.version for o in model.opset_import},
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "graph": g.name,
+        "inputs": inputs,
+        "outputs": outputs,
+        "dynamic_dims": dynamic,
+        "node_count": len(g.node),
+        "op_types": dict(Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
+                                 for n in g.node).most_common()),
+        "initializers": len(g.initializer),
+        "initializer_bytes": init_bytes,
+    }
+    if nodes:
+        types = propagate(model)
+
+        def shape(t):
+            e, d = types.get(t, (0, None))
+            return {"name": t, "dtype": dtype_name(e), "shape": d}
+
+        info["nodes"] = [{"name": n.name, "op_type": n.op_type, "domain": n.domain,
+                          "inputs": [shape(x) for x in n.input],
+                          "outputs": [shape(x) for x in n.output]} for n in g.node]
+    return info
+
+
+def format_summary(info: dict) -> str:
+    lines = [f"ir {info['ir_version']}, opsets {', '.join(f'{k} {v}' for k, v in info['opsets'].items())}, "
+             f"producer {info['producer'] or '?'}"]
+    for kind in ("inputs", "outputs"):
+        lines.append(f"{kind}:")
+        for io in info[kind]:
+            lines.append(f"  {io['name']}: {io['dtype']} {format_dims(io['shape'])}")
+    dyn = info["dynamic_dims"]
+    lines.append("dynamic dims: " + (", ".join(f"{d['tensor']}[{d['axis']}]={d['dim'] or '?'}" for d in dyn)
+                                     if dyn else "none (static model)"))
+    lines.append(f"nodes: {info['node_count']}  " +
+                 ", ".join(f"{op} {n}" for op, n in info["op_types"].items()))
+    lines.append(f"initializers: {info['initializers']} ({_human(info['initializer_bytes'])})")
+    for n in info.get("nodes", []):
+        ins = ", ".join(f"{x['name']} {format_dims(x['shape'])}" for x in n["inputs"] if x["name"])
+        outs = ", ".join(f"{x['name']} {x['dtype']} {format_dims(x['shape'])}" for x in n["outputs"])
+        lines.append(f"  {n['name'] or '(unnamed)'} [{n['op_type']}] {ins} -> {outs}")
+    return "\n".join(lines)
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)

@@ -1,0 +1,203 @@
+"""Delete a node and reconnect the graph; insert a Cast."""
+
+from __future__ import annotations
+
+import onnx
+from onnx import helper
+
+from .._graph import (NameGen, consumers, copy_model, find_value_info, initializer_names, node_label,
+                      producers, subgraphs)
+from .._shapes import propagate
+from ..errors import TrtDeployError
+
+_DTYPES = {
+    "float": onnx.TensorProto.FLOAT, "float32": onnx.TensorProto.FLOAT, "fp32": onnx.TensorProto.FLOAT,
+    "float16": onnx.TensorProto.FLOAT16, "half": onnx.TensorProto.FLOAT16, "fp16": onnx.TensorProto.FLOAT16,
+    "bfloat16": onnx.TensorProto.BFLOAT16, "bf16": onnx.TensorProto.BFLOAT16,
+    "double": onnx.TensorProto.DOUBLE, "float64": onnx.TensorProto.DOUBLE,
+    "int8": onnx.TensorProto.INT8, "uint8": onnx.TensorProto.UINT8, "int16": onnx.TensorProto.INT16,
+    "uint16": onnx.TensorProto.UINT16, "int32": onnx.TensorProto.INT32, "uint32": onnx.TensorProto.UINT32,
+    "int64": onnx.TensorProto.INT64, "uint64": onnx.TensorProto.UINT64, "bool": onnx.TensorProto.BOOL,
+}
+
+
+def parse_dtype(name: str | int) -> int:
+    if isinstance(name, int):
+        return name
+    key = name.strip().lower()
+    if key not in _DTYPES:
+        raise TrtDeployError(f"unknown dtype '{name}'; use one of {', '.join(sorted(_DTYPES))}")
+    return _DTYPES[key]
+
+
+def find_node(graph: onnx.GraphProto, name: str) -> onnx.NodeProto:
+    for n in graph.node:
+        if n.name == name:
+            return n
+    # also accept an output tensor name, for unnamed nodes
+    for n in graph.node:
+        if name in n.output:
+            return n
+    import difflib
+
+    close = difflib.get_close_matches(name, [n.name for n in graph.node if n.name], n=3)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
+        "; `trtdeploy inspect --nodes MODEL` lists the nodes"
+    raise TrtDeployError(f"no node named '{name}' in the main graph{hint}")
+
+
+def remove_nodes(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
+    """Delete nodes; each one's single data input takes the place of its single used output.
+    Initializers and constant nodes that only fed a removed node are dropped too."""
+    m = copy_model(model)
+    for name in names:
+        _remove_one(m, name)
+    return m
+
+
+def _remove_one(m: onnx.ModelProto, name: str) -> None:
+    g = m.graph
+    node = find_node(g, name)
+    prod = producers(g)
+    cons = consumers(g)
+    inits = initializer_names(g)
+    graph_outputs = {o.name for o in g.output}
+    graph_inputs = {i.name for i in g.input}
+
+    def is_const(t: str) -> bool:
+        p = prod.get(t)
+        return t in inits or (p is not None and p.op_type == "Constant")
+
+    data_in = [x for x in node.input if x and not is_const(x)]
+    used_out = [o for o in node.output if o and (o in cons or o in graph_outputs)]
+    label = node_label(node)
+    if len(used_out) > 1:
+        raise TrtDeployError(f"cannot remove node {label}: {len(used_out)} of its outputs are used "
+                             f"({', '.join(used_out)}); reconnecting is ambiguous")
+    if used_out and len(data_in) != 1:
+        what = "no data input" if not data_in else f"{len(data_in)} data inputs ({', '.join(data_in)})"
+        raise TrtDeployError(f"cannot remove node {label}: it has {what}, so it is ambiguous which "
+                             f"tensor should replace its output '{used_out[0]}'")
+    idx = list(g.node).index(node)
+    del g.node[idx]
+    if used_out:
+        src, out = data_in[0], used_out[0]
+        if out in graph_outputs:
+            # keep the output name: the producer of src now writes `out` directly
+            if src in graph_inputs or src in graph_outputs or src in inits:
+                raise TrtDeployError(f"cannot remove node {label}: its input '{src}' is a graph "
+                                     f"input/output/initializer and its output '{out}' is a graph "
+                                     "output; the two names cannot become one tensor")
+            from .names import _apply
+
+            _apply(m, {src: out})
+            ov = next(o for o in g.output if o.name == out)
+            ov.type.Clear()
+            types = propagate(m)
+            if out in types and types[out][0]:
+                ov.CopyFrom(helper.make_tensor_value_info(out, types[out][0], types[out][1]))
+        else:
+            for n in g.node:
+                for k, x in enumerate(n.input):
+                    if x == out:
+                        n.input[k] = src
+                for sub in subgraphs(n):
+                    from .names import _apply_graph
+
+                    _apply_graph(sub, {out: src})
+        _drop_value_info(g, {out})
+    _drop_dangling(g, [x for x in node.input if x])
+
+
+def _drop_value_info(g: onnx.GraphProto, names: set[str]) -> None:
+    keep = [v for v in g.value_info if v.name not in names]
+    if len(keep) != len(g.value_info):
+        g.ClearField("value_info")
+        g.value_info.extend(keep)
+
+
+def _drop_dangling(g: onnx.GraphProto, candidates: list[str]) -> None:
+    """Remove producers/initializers of candidates that nothing uses any more (recursively)."""
+    graph_outputs = {o.name for o in g.output}
+    stack = list(candidates)
+    while stack:
+        t = stack.pop()
+        if t in graph_outputs or t in consumers(g):
+            continue
+        p = producers(g).get(t)
+        if p is not None:
+            if any(o in graph_outputs or o in consumers(g) for o in p.output if o):
+                continue
+            g.node.remove(p)
+            stack.extend(x for x in p.input if x)
+            continue
+        inits = [i for i in g.initializer if i.name == t]
+        for i in inits:
+            g.initializer.remove(i)
+        inputs = [i for i in g.input if i.name == t and inits]
+        for i in inputs:  # an initializer listed as input too (IR < 4 style)
+            g.input.remove(i)
+
+
+def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int) -> onnx.ModelProto:
+    """Cast ``tensor`` to ``to`` for everything that reads it. On a graph output the output keeps
+    its name and gets the new dtype. Downstream ops that cannot take the new type are an error."""
+    m = copy_model(model)
+    g = m.graph
+    to = parse_dtype(to)
+    fresh = NameGen(m)
+    prod = producers(g)
+    is_input = any(i.name == tensor for i in g.input)
+    if tensor not in prod and not is_input and tensor not in initializer_names(g):
+        raise TrtDeployError(f"no tensor named '{tensor}' in the main graph; "
+                             "`trtdeploy inspect --nodes MODEL` lists the names")
+    dtype_name = onnx.TensorProto.DataType.Name(to).lower()
+    out_names = [o.name for o in g.output]
+    if tensor in out_names:
+        if is_input:
+            raise TrtDeployError(f"'{tensor}' is both a graph input and output; cannot cast it in place")
+        # the producer writes a new name; the Cast writes the output's name
+        pre = fresh(f"{tensor}_precast")
+        from .names import _apply
+
+        _apply(m, {tensor: pre})
+        for o in g.output:  # _apply renamed the graph output too: restore it
+            if o.name == pre:
+                o.name = tensor
+        cast = helper.make_node("Cast", [pre], [tensor], name=fresh(f"{tensor}_Cast"), to=to)
+        idx = max((i for i, n in enumerate(g.node) if pre in n.output), default=-1) + 1
+        g.node.insert(idx, cast)
+        changed = {tensor}
+        for o in g.output:
+            if o.name == tensor:
+                o.type.tensor_type.elem_type = to
+    else:
+        new = fresh(f"{tensor}_{dtype_name}")
+        cast = helper.make_node("Cast", [tensor], [new], name=fresh(f"{tensor}_Cast"), to=to)
+        users = [n for n in g.node if tensor in n.input]
+        for n in users:
+            n.input[:] = [new if x == tensor else x for x in n.input]
+        idx = max((i for i, n in enumerate(g.node) if tensor in n.output), default=-1) + 1
+        g.node.insert(idx, cast)
+        changed = {n_out for n in users for n_out in n.output}
+    _drop_value_info(g, _downstream(g, changed))
+    _check_types(m, tensor)
+    return m
+
+
+def _downstream(g: onnx.GraphProto, names: set[str]) -> set[str]:
+    out = set(names)
+    for n in g.node:
+        if any(x in out for x in n.input):
+            out.update(n.output)
+    return out
+
+
+def _check_types(m: onnx.ModelProto, tensor: str) -> None:
+    try:
+        onnx.shape_inference.infer_shapes(m, strict_mode=True, check_type=True)
+    except onnx.shape_inference.InferenceError as exc:
+        msg = str(exc).splitlines()[0]
+        raise TrtDeployError(f"after casting '{tensor}' a downstream op rejects the new type: {msg}") from None
+    except Exception:  # noqa: BLE001 - custom ops etc: inference cannot judge
+        pass
