@@ -17,7 +17,7 @@ const char* const kKindNames[] = {"ModelProto", "GraphProto", "NodeProto", "Attr
                                   "TrainingInfoProto", "StringStringEntryProto",
                                   "StringStringEntryProto"};
 
-enum class Act { Copy, Name, Sub, Location };
+enum class Act { Copy, Name, Sub, External };
 struct Rule {
   Act act;
   int sub;
@@ -50,7 +50,7 @@ Rule rule_for(int kind, uint32_t field) {
       break;
     case kTensor:
       if (field == 8) return {Act::Name, kNone};
-      if (field == 13) return {Act::Sub, kExternalEntry};
+      if (field == 13) return {Act::External, kExternalEntry};  // copied; "location" recorded
       break;
     case kSparseTensor:
       if (field == 1 || field == 2) return {Act::Sub, kTensor};  // values, indices
@@ -68,9 +68,6 @@ Rule rule_for(int kind, uint32_t field) {
       break;
     case kBinding:
       if (field == 1 || field == 2) return {Act::Name, kNone};
-      break;
-    case kExternalEntry:
-      if (field == 2) return {Act::Location, kNone};
       break;
     default:
       break;
@@ -193,10 +190,20 @@ uint64_t WireRenamer::size_message(int kind, const uint8_t* b, const uint8_t* e,
       case Act::Copy:
         total += static_cast<uint64_t>(f.end - f.start);
         break;
-      case Act::Location:
-        result_.external_locations.emplace(reinterpret_cast<const char*>(f.payload), f.end - f.payload);
+      case Act::External: {
+        std::string_view key, value;
+        Reader entry(data_, f.payload, f.end);
+        while (!entry.done()) {
+          Field e = entry.next(kExternalEntry);
+          if (e.wire_type != 2) continue;
+          std::string_view text(reinterpret_cast<const char*>(e.payload), e.end - e.payload);
+          if (e.number == 1) key = text;
+          if (e.number == 2) value = text;
+        }
+        if (key == "location") result_.external_locations.emplace(value);
         total += static_cast<uint64_t>(f.end - f.start);
         break;
+      }
       case Act::Name: {
         std::string_view name(reinterpret_cast<const char*>(f.payload), f.end - f.payload);
         if (!name.empty() && seen_.insert(name).second) result_.names.push_back(name);
@@ -276,7 +283,7 @@ void WireRenamer::write_message(int kind, const uint8_t* b, const uint8_t* e, Si
     Rule rule = rule_for(kind, f.number);
     switch (rule.act) {
       case Act::Copy:
-      case Act::Location:
+      case Act::External:
         sink.write(f.start, f.end - f.start);
         break;
       case Act::Name: {

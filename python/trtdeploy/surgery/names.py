@@ -110,13 +110,16 @@ def build_mapping(names: Iterable[str], mapping: Mapping[str, str] | None = None
     if prefix:
         final = {n: prefix + v for n, v in final.items()}
     if sanitize:
-        taken: set[str] = set()
-        out = {}
-        for n in sorted(final):
-            v = _BAD.sub("_", final[n])
-            if v[:1].isdigit():
-                v = "_" + v
-            base, k = v, 0
+        def clean(v: str) -> str:
+            v = _BAD.sub("_", v)
+            return "_" + v if v[:1].isdigit() else v
+
+        # names that are already clean keep their name; the others get a numeric suffix if needed
+        out = {n: v for n, v in final.items() if clean(v) == v}
+        taken = set(out.values())
+        for n in sorted(set(final) - set(out)):
+            base = v = clean(final[n])
+            k = 0
             while v in taken:
                 k += 1
                 v = f"{base}_{k}"

@@ -180,7 +180,12 @@ def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int) -> onnx.Mode
         idx = max((i for i, n in enumerate(g.node) if tensor in n.output), default=-1) + 1
         g.node.insert(idx, cast)
         changed = {n_out for n in users for n_out in n.output}
-    _drop_value_info(g, _downstream(g, changed))
+    down = _downstream(g, changed)
+    _drop_value_info(g, down)
+    types = propagate(m)
+    for o in g.output:  # graph outputs downstream of the cast take their new dtype
+        if o.name in down and o.name in types and types[o.name][0]:
+            o.type.tensor_type.elem_type = types[o.name][0]
     _check_types(m, tensor)
     return m
 

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_path(name: str) -> Path:
+    return FIXTURES / (name if name.endswith(".onnx") else f"{name}.onnx")
+
+
+def load_fixture(name: str) -> onnx.ModelProto:
+    return onnx.load(str(fixture_path(name)))
+
+
+def ort_run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    """The installed console entry point, as a user runs it (separate process, real exit code)."""
+    return subprocess.run([sys.executable, "-m", "trtdeploy.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES

@@ -1,0 +1,170 @@
+"""The command line as users run it: exit codes, no tracebacks, never overwriting the input."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from conftest import fixture_path, load_fixture, ort_run, run_cli
+
+from trtdeploy.cli import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("cmd", [None] + [c.replace("_", "-") for c in COMMANDS])
+def test_every_help(cmd):
+    proc = run_cli(*([cmd] if cmd else []), "-h")
+    assert proc.returncode == 0 and "usage:" in proc.stdout
+
+
+def test_help_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = "import sys, trtdeploy.cli as c; c.build_parser(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'onnxruntime', 'onnxslim', 'tensorrt', 'numpy')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def _no_traceback(proc):
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) >= 1
+
+
+def test_user_errors_exit_1_without_traceback(tmp_path):
+    m = fixture_path("yolov5_p5_op13")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model at all")
+    cases = [
+        ("dynamic", tmp_path / "missing.onnx", "-o", tmp_path / "o.onnx"),
+        ("dynamic", junk, "-o", tmp_path / "o.onnx"),
+        ("dynamic", m, "-o", tmp_path / "o.onnx", "--dims", "images:0=batch,2=h,3=w"),
+        ("dynamic", m, "-o", tmp_path / "o.onnx", "--dims", "image:0=batch"),
+        ("dynamic", m),
+        ("rename", m, "-o", tmp_path / "o.onnx", "--tensor", "nope=x"),
+        ("rename", m, "-o", tmp_path / "o.onnx", "--input", "output0=x"),
+        ("rename", junk, "-o", tmp_path / "o.onnx", "--tensor", "a=b"),
+        ("remove-node", m, "-o", tmp_path / "o.onnx", "--node", "nope"),
+        ("insert-cast", m, "-o", tmp_path / "o.onnx", "--tensor", "output0", "--to", "int77"),
+        ("expose", m, "--tensors", "nope"),
+        ("inspect", tmp_path / "missing.onnx"),
+    ]
+    for args in cases:
+        proc = run_cli(*args)
+        _no_traceback(proc)
+        assert not (tmp_path / "o.onnx").exists()
+    proc = run_cli("rename", m, "-o", tmp_path / "o.onnx", "--tensor", "nope=x")
+    assert "nope" in proc.stderr
+
+
+def test_never_overwrites_input(tmp_path):
+    src = tmp_path / "m.onnx"
+    src.write_bytes(fixture_path("view_cnn").read_bytes())
+    before = src.read_bytes()
+    proc = run_cli("dynamic", src, "-o", src)
+    _no_traceback(proc)
+    assert "--inplace" in proc.stderr and src.read_bytes() == before
+    proc = run_cli("dynamic", src, "--inplace")
+    assert proc.returncode == 0, proc.stderr
+    assert onnx.load(str(src)).graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temp files left behind
+
+
+def test_rename_cli_map_file_and_io(tmp_path):
+    mp = tmp_path / "map.json"
+    mp.write_text(json.dumps({"/conv1/Conv_output_0": "conv1_out"}))
+    out = tmp_path / "r.onnx"
+    proc = run_cli("rename", fixture_path("view_cnn"), "-o", out, "--input", "input=images",
+                   "--output", "logits=scores", "--map-file", mp)
+    assert proc.returncode == 0, proc.stderr
+    r = onnx.load(str(out))
+    assert r.graph.input[0].name == "images" and r.graph.output[0].name == "scores"
+    assert any("conv1_out" in n.output for n in r.graph.node)
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    np.testing.assert_array_equal(ort_run(r, {"images": x})[0], ort_run(load_fixture("view_cnn"), {"input": x})[0])
+
+
+def test_inspect_json_and_nodes():
+    proc = run_cli("inspect", fixture_path("retina_head"), "--json", "--nodes")
+    info = json.loads(proc.stdout)
+    assert info["inputs"][0]["shape"] == [1, 3, 64, 64]
+    assert [o["name"] for o in info["outputs"]] == ["boxes", "scores", "landmarks"]
+    assert info["op_types"]["Conv"] == 12
+    assert all(n["outputs"][0]["shape"] for n in info["nodes"] if n["op_type"] == "Conv")
+    text = run_cli("inspect", fixture_path("retina_head")).stdout
+    assert "dynamic dims: none" in text
+
+
+def test_expose_dump(tmp_path):
+    dump, out = tmp_path / "t.npz", tmp_path / "exposed.onnx"
+    proc = run_cli("expose", fixture_path("view_cnn"), "--nodes", "/conv1/Conv", "--tensors", "/Relu_output_0",
+                   "--dump", dump, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "/conv1/Conv_output_0" in proc.stdout and "min" in proc.stdout
+    with np.load(dump) as d:
+        assert d["/conv1/Conv_output_0"].shape == (1, 8, 16, 16)
+        relu = d["/Relu_output_0"]
+    assert (relu >= 0).all()
+    assert [o.name for o in onnx.load(str(out)).graph.output][-2:] == ["/conv1/Conv_output_0", "/Relu_output_0"]
+
+
+def test_expose_all_with_inputs_file(tmp_path):
+    x = np.random.default_rng(1).random((1, 3, 16, 16), dtype=np.float32)
+    np.savez(tmp_path / "in.npz", input=x)
+    proc = run_cli("expose", fixture_path("flatten"), "--all", "--inputs", tmp_path / "in.npz", "--dump", tmp_path / "d.npz")
+    assert proc.returncode == 0, proc.stderr
+    with np.load(tmp_path / "d.npz") as d:
+        np.testing.assert_allclose(d["out"], ort_run(load_fixture("flatten"), {"input": x})[0], rtol=1e-6)
+
+
+def test_simplify_keeps_dynamic_dims(tmp_path):
+    dyn = tmp_path / "dyn.onnx"
+    assert run_cli("dynamic", fixture_path("yolov5_p5_op13"), "-o", dyn).returncode == 0
+    out = tmp_path / "slim.onnx"
+    proc = run_cli("simplify", dyn, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    slim, before = onnx.load(str(out)), onnx.load(str(dyn))
+    assert slim.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert len(slim.graph.node) < len(before.graph.node)
+    x = np.random.default_rng(0).random((2, 3, 128, 128), dtype=np.float32)
+    np.testing.assert_allclose(ort_run(slim, {"images": x})[0], ort_run(before, {"images": x})[0], rtol=1e-4, atol=1e-3)
+
+
+def test_simplify_tolerates_plugin_ops(tmp_path):
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("Identity", ["a"], ["b"], name="idn"),
+             helper.make_node("YoloLayer_TRT", ["b"], ["y"], name="plugin", domain="trt.plugins", num_classes=80)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, ["batch", 255, 20, 20])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("trt.plugins", 1)])
+    src = tmp_path / "p.onnx"
+    onnx.save(m, str(src))
+    proc = run_cli("simplify", src, "-o", tmp_path / "s.onnx")
+    assert proc.returncode == 0, proc.stderr
+    s = onnx.load(str(tmp_path / "s.onnx"))
+    assert [n.op_type for n in s.graph.node][-1] == "YoloLayer_TRT"
+    assert s.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_readme_example_command(tmp_path):
+    """The README's 'run the main job' command, minus its pip install, run for real."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- example-command -->\s*```\w*\n(.*?)```", text, re.S).group(1)
+    command = " ".join(line.rstrip("\\").strip() for line in block.strip().splitlines())
+    steps = [s.strip() for s in command.split("&&")]
+    assert steps[0].startswith("pip install")
+    for step in steps[1:]:
+        argv = shlex.split(step)
+        assert argv[0] == "trtdeploy"
+        proc = run_cli(*[a if not a.startswith("tests/") else str(ROOT / a) for a in argv[1:]], cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr

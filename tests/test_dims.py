@@ -1,0 +1,120 @@
+"""make_dynamic on real exports: the result runs at other sizes and matches the original per sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from conftest import load_fixture, ort_run
+
+from trtdeploy import TrtDeployError, make_dynamic, parse_dims
+from trtdeploy._graph import dims_of
+from trtdeploy.surgery.dims import _factorize, default_dims, is_shape_input
+
+BATCH_CASES = ["view_cnn", "const_reshape", "flatten", "retina_head", "cls_token", "fpn_interp",
+               "yolov5_p5_op11", "yolov5_p5_op13", "yolov5_p5_op17", "yolov5_p5_dynamo", "yolov5_p5_b2_rect",
+               "yolov5_p6_op13"]
+
+
+def per_sample_check(orig: onnx.ModelProto, dyn: onnx.ModelProto, batch: int):
+    inp = orig.graph.input[0]
+    shape = dims_of(inp)
+    n = shape[0]
+    x = np.random.default_rng(batch).random([batch * n] + shape[1:], dtype=np.float32)
+    got = ort_run(dyn, {inp.name: x})
+    for i in range(batch):
+        want = ort_run(orig, {inp.name: x[i * n:(i + 1) * n]})
+        for g, w in zip(got, want):
+            assert g.shape[0] == batch * n
+            np.testing.assert_allclose(g[i * n:(i + 1) * n], w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", BATCH_CASES)
+def test_batch_dynamic_runs_and_matches(name):
+    orig = load_fixture(name)
+    dyn = make_dynamic(orig)
+    assert dims_of(dyn.graph.input[0])[0] == "batch"
+    for out in dyn.graph.output:
+        assert dims_of(out)[0] == "batch", out.name
+    assert not dyn.graph.value_info
+    onnx.checker.check_model(dyn)
+    per_sample_check(orig, dyn, 3)
+    # the original model is untouched (pure function)
+    assert dims_of(orig.graph.input[0])[0] != "batch"
+
+
+def test_view_one_minus_one_becomes_copy_dim():
+    dyn = make_dynamic(load_fixture("view_cnn"))
+    reshapes = [n for n in dyn.graph.node if n.op_type == "Reshape"]
+    assert reshapes
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in dyn.graph.initializer}
+    target = inits[reshapes[0].input[1]]
+    assert list(target) == [0, -1]  # x.view(1, -1) -> copy the batch dim
+
+
+@pytest.mark.parametrize("name", ["retina_head", "fpn_interp", "view_cnn"])
+def test_height_width_dynamic(name):
+    orig = load_fixture(name)
+    inp = orig.graph.input[0].name
+    spec = {inp: {0: "batch", 2: "height", 3: "width"}} if name != "view_cnn" else {inp: {0: "batch"}}
+    dyn = make_dynamic(orig, spec)
+    per_sample_check(orig, dyn, 2)
+    if name == "view_cnn":
+        return
+    h, w = dims_of(orig.graph.input[0])[2:]
+    x = np.random.default_rng(0).random([2, 3, 2 * h, h + 32], dtype=np.float32)
+    outs = ort_run(dyn, {inp: x})
+    single = [ort_run(dyn, {inp: x[i:i + 1]}) for i in range(2)]
+    for k, o in enumerate(outs):
+        for i in range(2):
+            np.testing.assert_allclose(o[i:i + 1], single[i][k], rtol=1e-5, atol=1e-5)
+    if name == "retina_head":  # anchors scale with the area
+        assert outs[0].shape[1] == 168 * (2 * h * (h + 32)) // (h * w)
+
+
+@pytest.mark.parametrize("name", ["yolov5_p5_op13", "yolov5_p5_dynamo", "yolov5_p6_op13"])
+def test_yolo_grid_refuses_hw(name):
+    m = load_fixture(name)
+    with pytest.raises(TrtDeployError, match=r"node .*Add.*grid|different values"):
+        make_dynamic(m, {"images": {0: "batch", 2: "height", 3: "width"}})
+
+
+def test_gather_fixed_sample_refused():
+    with pytest.raises(TrtDeployError, match="take_first"):
+        make_dynamic(load_fixture("gather_first"))
+
+
+def test_shape_input_untouched():
+    m = load_fixture("resize_sizes_input")
+    assert is_shape_input(m, "sizes")
+    assert set(default_dims(m)) == {"image"}
+    dyn = make_dynamic(m)
+    sizes = next(i for i in dyn.graph.input if i.name == "sizes")
+    assert dims_of(sizes) == [4]
+    x = np.random.default_rng(0).random((3, 2, 8, 8), dtype=np.float32)
+    (out,) = ort_run(dyn, {"image": x, "sizes": np.array([3, 2, 12, 12], np.int64)})
+    assert out.shape == (3, 2, 12, 12)
+
+
+def test_errors_name_the_input_and_axis():
+    m = load_fixture("view_cnn")
+    with pytest.raises(TrtDeployError, match="no graph input named 'images'"):
+        make_dynamic(m, {"images": {0: "batch"}})
+    with pytest.raises(TrtDeployError, match="rank 4; axis 7"):
+        make_dynamic(m, {"input": {7: "x"}})
+    with pytest.raises(TrtDeployError, match="AXIS=SYMBOL"):
+        parse_dims("input:batch")
+    assert parse_dims("images:0=batch,2=height;mask:0=batch") == {"images": {0: "batch", 2: "height"},
+                                                                  "mask": {0: "batch"}}
+
+
+def test_static_batch_two_keeps_results():
+    m = load_fixture("yolov5_p5_b2_rect")
+    dyn = make_dynamic(m)
+    per_sample_check(m, dyn, 2)  # batch 4 run = two runs of the original batch-2 model
+
+
+def test_factorize_blocks():
+    assert _factorize([1, 255, 80, 80], [1, 3, 85, 80, 80]) == [([0], [0]), ([1], [1, 2]), ([2], [3]), ([3], [4])]
+    assert _factorize([1, 3, 4], [3, 4]) == [([0, 1], [0]), ([2], [1])]
+    assert _factorize([2, 3], [7]) is None

@@ -1,0 +1,90 @@
+"""remove-node and insert-cast on real models, checked with onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from conftest import load_fixture, ort_run
+from onnx import TensorProto as TP
+from onnx import helper
+
+from trtdeploy import TrtDeployError, insert_cast, remove_nodes
+
+
+def chain_model():
+    """x -> Relu(r1) -> Identity(idn) -> Sigmoid(sig) -> y; plus a Cast to int64 output."""
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r1"),
+             helper.make_node("Identity", ["a"], ["b"], name="idn"),
+             helper.make_node("Sigmoid", ["b"], ["y"], name="sig"),
+             helper.make_node("Mul", ["a", "b"], ["prod"], name="mul"),
+             helper.make_node("Identity", ["prod"], ["z"], name="last")]
+    g = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [2, 3]),
+                           helper.make_tensor_value_info("z", TP.FLOAT, [2, 3])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+X = np.array([[-1, 0.5, 2], [3, -4, 0.25]], np.float32)
+
+
+def test_remove_middle_node_reconnects():
+    m = chain_model()
+    r = remove_nodes(m, ["idn"])
+    assert [n.name for n in r.graph.node] == ["r1", "sig", "mul", "last"]
+    onnx.checker.check_model(r)
+    for got, want in zip(ort_run(r, {"x": X}), ort_run(m, {"x": X})):
+        np.testing.assert_allclose(got, want)
+
+
+def test_remove_node_feeding_graph_output_keeps_name():
+    m = chain_model()
+    r = remove_nodes(m, ["last"])
+    assert [o.name for o in r.graph.output] == ["y", "z"]
+    assert "z" in r.graph.node[-1].output  # mul now writes z
+    np.testing.assert_allclose(ort_run(r, {"x": X})[1], ort_run(m, {"x": X})[1])
+
+
+def test_remove_drops_dangling_weights():
+    m = load_fixture("flatten")
+    conv = next(n for n in m.graph.node if n.op_type == "Relu")
+    r = remove_nodes(m, [conv.name])
+    assert len(r.graph.node) == len(m.graph.node) - 1
+    x = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
+    assert ort_run(r, {"input": x})[0].shape == (1, 5)
+
+
+def test_remove_ambiguous_and_unknown():
+    m = chain_model()
+    with pytest.raises(TrtDeployError, match="'mul' .*2 data inputs"):
+        remove_nodes(m, ["mul"])
+    with pytest.raises(TrtDeployError, match="no node named 'sigg'.*'sig'"):
+        remove_nodes(m, ["sigg"])
+
+
+def test_insert_cast_on_output():
+    m = load_fixture("view_cnn")
+    r = insert_cast(m, "logits", "float16")
+    assert r.graph.output[0].name == "logits"
+    assert r.graph.output[0].type.tensor_type.elem_type == TP.FLOAT16
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    (got,), (want,) = ort_run(r, {"input": x}), ort_run(m, {"input": x})
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-2)
+
+
+def test_insert_cast_intermediate_and_type_error():
+    m = chain_model()
+    r = insert_cast(m, "a", "float64")  # everything downstream runs in float64 now
+    assert [o.type.tensor_type.elem_type for o in r.graph.output] == [TP.DOUBLE, TP.DOUBLE]
+    for got, want in zip(ort_run(r, {"x": X}), ort_run(m, {"x": X})):
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(TrtDeployError, match="Sigmoid"):
+        insert_cast(m, "b", "int64")  # Sigmoid has no int64 kernel/type
+    r2 = insert_cast(m, "y", "float64")
+    assert ort_run(r2, {"x": X})[0].dtype == np.float64
+    with pytest.raises(TrtDeployError, match="unknown dtype"):
+        insert_cast(m, "y", "float128")
+    with pytest.raises(TrtDeployError, match="no tensor named 'nope'"):
+        insert_cast(m, "nope", "int64")
