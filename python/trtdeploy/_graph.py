@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from .errors import TrtDeployError
 
@@ -178,3 +178,33 @@ def require_tensor(model: onnx.ModelProto, name: str, what: str = "tensor") -> N
     if name not in all_names(model):
         raise TrtDeployError(f"no {what} named '{name}' in the model; "
                              "`trtdeploy inspect --nodes MODEL` lists the names")
+
+
+def fold_constant(model: onnx.ModelProto, name: str):
+    """Evaluate a data-independent tensor with onnx's reference evaluator (small subgraphs only)."""
+    g = model.graph
+    prod = producers(g)
+    inits = {t.name for t in g.initializer}
+    needed, stack, nodes = set(), [name], []
+    while stack:
+        t = stack.pop()
+        if t in needed or t in inits or not t:
+            continue
+        needed.add(t)
+        n = prod.get(t)
+        if n is None or n.domain not in ("", "ai.onnx") or len(needed) > 200:
+            return None
+        if n not in nodes:
+            nodes.append(n)
+        stack.extend(n.input)
+    order = [n for n in g.node if n in nodes]
+    used = {x for n in order for x in n.input}
+    sub = helper.make_graph(order, "fold", [], [helper.make_tensor_value_info(name, 0, None)],
+                            initializer=[t for t in g.initializer if t.name in used])
+    sub_model = helper.make_model(sub, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    try:
+        from onnx.reference import ReferenceEvaluator
+
+        return ReferenceEvaluator(sub_model).run(None, {})[0]
+    except Exception:  # noqa: BLE001 - unfoldable: treat as unknown
+        return None

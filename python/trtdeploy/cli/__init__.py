@@ -12,7 +12,7 @@ import logging
 import sys
 
 COMMANDS = ["inspect", "dynamic", "rename", "expose", "remove_node", "insert_cast", "simplify", "verify",
-            "doctor"]
+            "yolo", "doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.set_defaults(_unavailable=str(exc))
             continue
         p = module.add_parser(sub)
-        p.add_argument("-v", "--verbose", action="store_true", help="details and tracebacks")
+        if not any("--verbose" in a.option_strings for a in p._actions):
+            p.add_argument("-v", "--verbose", action="store_true", help="details and tracebacks")
         p.set_defaults(_run=module.run)
     return parser
 

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .._graph import NameGen, constant_value, copy_model, data_inputs, dims_of, node_label, producers
+from .._graph import NameGen, constant_value, copy_model, data_inputs, dims_of, fold_constant, node_label, producers
 from .._shapes import propagate as infer, set_dims
 from ..errors import TrtDeployError
 
@@ -360,7 +360,7 @@ class _Rewriter:
             return self.folded[name]
         v = constant_value(name, self.g, self.prod)
         if v is None and name and name not in self.dep:
-            v = _fold(self.m, name)
+            v = fold_constant(self.m, name)
         self.folded[name] = v
         return v
 
@@ -681,33 +681,3 @@ def _factorize(a: list[int], b: list[int]) -> list[tuple[list[int], list[int]]] 
                 return None
         blocks.append((ia, ta))
     return blocks
-
-
-def _fold(model: onnx.ModelProto, name: str):
-    """Evaluate a data-independent tensor with onnx's reference evaluator (small subgraphs only)."""
-    g = model.graph
-    prod = producers(g)
-    inits = {t.name for t in g.initializer}
-    needed, stack, nodes = set(), [name], []
-    while stack:
-        t = stack.pop()
-        if t in needed or t in inits or not t:
-            continue
-        needed.add(t)
-        n = prod.get(t)
-        if n is None or n.domain not in ("", "ai.onnx") or len(needed) > 200:
-            return None
-        if n not in nodes:
-            nodes.append(n)
-        stack.extend(n.input)
-    order = [n for n in g.node if n in nodes]
-    used = {x for n in order for x in n.input}
-    sub = helper.make_graph(order, "fold", [], [helper.make_tensor_value_info(name, 0, None)],
-                            initializer=[t for t in g.initializer if t.name in used])
-    sub_model = helper.make_model(sub, opset_imports=list(model.opset_import), ir_version=model.ir_version)
-    try:
-        from onnx.reference import ReferenceEvaluator
-
-        return ReferenceEvaluator(sub_model).run(None, {})[0]
-    except Exception:  # noqa: BLE001 - unfoldable: treat as unknown
-        return None

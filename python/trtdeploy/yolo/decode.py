@@ -1,0 +1,171 @@
+"""The YOLO decode, three ways with one semantics (plugins/yolo_layer/README.md):
+
+* ``decode_numpy``: the NumPy oracle every other implementation is tested against;
+* ``decode_cpu``: the C++ version in trtdeploy._C;
+* ``decode_cuda``: the CUDA kernel, on torch or cupy GPU arrays (``__cuda_array_interface__``).
+
+All take the sigmoid-activated levels [B, na*(nc+5), H, W] (finest first), anchors in pixels
+(level by level, (w, h) pairs), ``max_stride`` and return
+(num_detections [B,1] int32, boxes [B,N,4] float32 x1y1x2y2, scores [B,N] float32, classes [B,N] int32),
+rows in anchor order (level, anchor, y, x), rows past num_detections zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import TrtDeployError
+
+
+def _layout(shapes, anchors, max_stride, num_classes):
+    levels = len(shapes)
+    anchors = np.asarray(anchors, np.float32).reshape(-1)
+    if levels == 0 or anchors.size % (2 * levels):
+        raise TrtDeployError(f"{anchors.size} anchor values do not split into {levels} levels of (w, h) pairs")
+    na = anchors.size // (2 * levels)
+    no = num_classes + 5
+    last_h = shapes[-1][2]
+    strides = []
+    for i, s in enumerate(shapes):
+        if len(s) != 4 or s[1] != na * no:
+            raise TrtDeployError(f"level {i}: shape {list(s)} is not [B, {na}*({num_classes}+5), H, W]")
+        if (max_stride * last_h) % s[2]:
+            raise TrtDeployError(f"level {i}: grid {s[2]} does not divide the input size {max_stride * last_h}")
+        strides.append(np.float32(max_stride * last_h // s[2]))
+    return anchors.reshape(levels, na, 2), na, strides
+
+
+def decode_numpy(levels: Sequence[np.ndarray], anchors, max_stride: int, num_classes: int,
+                 score_threshold: float = 0.25, score_mode: int = 0, max_detections: int = 0):
+    """The oracle: plain NumPy, float32 arithmetic in the kernel's order."""
+    shapes = [lv.shape for lv in levels]
+    anchor_px, na, strides = _layout(shapes, anchors, max_stride, num_classes)
+    b = shapes[0][0]
+    no = num_classes + 5
+    thr = np.float32(score_threshold)
+    per_level = []
+    for lv, (_, _, h, w), stride, anc in zip(levels, shapes, strides, anchor_px):
+        p = lv.astype(np.float32).reshape(b, na, no, h, w).transpose(0, 1, 3, 4, 2)  # [B, na, H, W, no]
+        gy, gx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+        cx = (p[..., 0] * np.float32(2) - np.float32(0.5) + gx) * stride
+        cy = (p[..., 1] * np.float32(2) - np.float32(0.5) + gy) * stride
+        w2, h2 = p[..., 2] * np.float32(2), p[..., 3] * np.float32(2)
+        bw = w2 * w2 * anc[None, :, 0, None, None]
+        bh = h2 * h2 * anc[None, :, 1, None, None]
+        obj = p[..., 4]
+        cls = p[..., 5:]
+        best = cls.max(-1)
+        cid = cls.argmax(-1).astype(np.int32)
+        score = obj * best if score_mode == 0 else obj
+        keep = (obj > thr) & (score > thr)
+        half_w, half_h = bw * np.float32(0.5), bh * np.float32(0.5)
+        boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], -1)
+        per_level.append((boxes.reshape(b, -1, 4), score.reshape(b, -1), cid.reshape(b, -1), keep.reshape(b, -1)))
+    boxes = np.concatenate([x[0] for x in per_level], 1)
+    scores = np.concatenate([x[1] for x in per_level], 1)
+    classes = np.concatenate([x[2] for x in per_level], 1)
+    keep = np.concatenate([x[3] for x in per_level], 1)
+    total = keep.shape[1]
+    n_rows = total if max_detections <= 0 or max_detections > total else max_detections
+    num = np.zeros((b, 1), np.int32)
+    out_boxes = np.zeros((b, n_rows, 4), np.float32)
+    out_scores = np.zeros((b, n_rows), np.float32)
+    out_classes = np.zeros((b, n_rows), np.int32)
+    for i in range(b):
+        idx = np.flatnonzero(keep[i])[:n_rows]
+        num[i, 0] = idx.size
+        out_boxes[i, : idx.size] = boxes[i, idx]
+        out_scores[i, : idx.size] = scores[i, idx]
+        out_classes[i, : idx.size] = classes[i, idx]
+    return num, out_boxes, out_scores, out_classes
+
+
+def decode_cpu(levels: Sequence[np.ndarray], anchors, max_stride: int, num_classes: int,
+               score_threshold: float = 0.25, score_mode: int = 0, max_detections: int = 0):
+    """The C++ CPU decode (trtdeploy._C)."""
+    from .. import _C
+
+    try:
+        return _C.yolo_decode_cpu(list(levels), [float(a) for a in np.asarray(anchors).reshape(-1)], int(max_stride),
+                                  int(num_classes), float(score_threshold), int(score_mode), int(max_detections))
+    except ValueError as exc:
+        raise TrtDeployError(str(exc)) from None
+
+
+def decode_cuda(levels, anchors, max_stride: int, num_classes: int, score_threshold: float = 0.25,
+                score_mode: int = 0, max_detections: int = 0, outputs=None, workspace=None, stream=None):
+    """The CUDA kernel on GPU arrays (torch tensors or cupy arrays, float32/float16, C-contiguous).
+
+    outputs/workspace: preallocate them once (``allocate_cuda``) to keep allocation out of a loop.
+    stream: a raw cudaStream_t as int (default: torch's / cupy's current stream)."""
+    from .. import _C
+
+    if not hasattr(_C, "yolo_decode_cuda"):
+        raise TrtDeployError("trtdeploy was built without CUDA: reinstall where nvcc is on PATH")
+    lib = _array_lib(levels[0])
+    shapes = [tuple(int(d) for d in lv.shape) for lv in levels]
+    anchors_list = [float(a) for a in np.asarray(anchors).reshape(-1)]
+    dtypes = {str(lv.dtype).replace("torch.", "") for lv in levels}
+    if dtypes - {"float32", "float16"} or len(dtypes) != 1:
+        raise TrtDeployError(f"levels must all be float32 or all float16, got {sorted(dtypes)}")
+    for i, lv in enumerate(levels):
+        if not _contiguous(lv):
+            raise TrtDeployError(f"level {i} is not contiguous; call .contiguous() first")
+    if outputs is None or workspace is None:
+        outputs, workspace = allocate_cuda(levels, anchors_list, max_stride, num_classes, max_detections)
+    if stream is None:
+        stream = lib.cuda.current_stream().cuda_stream if lib.__name__ == "torch" else lib.cuda.get_current_stream().ptr
+    num, boxes, scores, classes = outputs
+    try:
+        _C.yolo_decode_cuda([_ptr(lv) for lv in levels], [list(s) for s in shapes], dtypes == {"float16"}, anchors_list,
+                            int(max_stride), int(num_classes), float(score_threshold), int(score_mode),
+                            int(max_detections), _ptr(num), _ptr(boxes), _ptr(scores), _ptr(classes), _ptr(workspace),
+                            int(stream))
+    except ValueError as exc:
+        raise TrtDeployError(str(exc)) from None
+    return outputs
+
+
+def allocate_cuda(levels, anchors, max_stride, num_classes, max_detections=0):
+    """Outputs and workspace for decode_cuda, on the levels' device, with their library."""
+    from .. import _C
+
+    plan = _C.yolo_decode_plan([[int(d) for d in lv.shape] for lv in levels],
+                               [float(a) for a in np.asarray(anchors).reshape(-1)], int(max_stride), int(num_classes),
+                               int(max_detections))
+    b, n = plan["batch"], plan["max_detections"]
+    lib = _array_lib(levels[0])
+    if lib.__name__ == "torch":
+        dev = levels[0].device
+        mk = lambda shape, dt: lib.empty(shape, dtype=getattr(lib, dt), device=dev)  # noqa: E731
+    else:
+        mk = lambda shape, dt: lib.empty(shape, dtype=dt)  # noqa: E731
+    outputs = (mk((b, 1), "int32"), mk((b, n, 4), "float32"), mk((b, n), "float32"), mk((b, n), "int32"))
+    workspace = mk((max(plan["workspace_bytes"], 4),), "uint8")
+    return outputs, workspace
+
+
+def _array_lib(x):
+    mod = type(x).__module__.split(".")[0]
+    if mod == "torch":
+        import torch
+
+        return torch
+    if mod == "cupy":
+        import cupy
+
+        return cupy
+    raise TrtDeployError(f"expected torch CUDA tensors or cupy arrays, got {type(x).__name__}")
+
+
+def _ptr(x) -> int:
+    iface = getattr(x, "__cuda_array_interface__", None)
+    if iface is None:
+        raise TrtDeployError(f"{type(x).__name__} is not on a CUDA device (no __cuda_array_interface__)")
+    return int(iface["data"][0])
+
+
+def _contiguous(x) -> bool:
+    return bool(x.is_contiguous()) if hasattr(x, "is_contiguous") else bool(x.flags.c_contiguous)
