@@ -12,7 +12,7 @@ import logging
 import sys
 
 COMMANDS = ["inspect", "dynamic", "rename", "expose", "remove_node", "insert_cast", "simplify", "verify",
-            "yolo", "doctor"]
+            "yolo", "fp16", "build", "bench", "doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"trtdeploy {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head` and friends
+        return 0
     except KeyboardInterrupt:
         print(f"trtdeploy {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -15,11 +15,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnx
-
-from .._graph import copy_model, model_graphs
 from ..errors import TrtDeployError
+
+if TYPE_CHECKING:  # onnx is imported lazily: the compiled file path needs neither onnx nor numpy
+    import onnx
 
 Backend = str  # "auto" | "python" | "native"
 
@@ -34,6 +35,8 @@ def _native():
 
 def tensor_names(model: onnx.ModelProto) -> list[str]:
     """Every tensor name the rename contract covers, without duplicates."""
+    from .._graph import model_graphs
+
     seen: dict[str, None] = {}
 
     def add(names: Iterable[str]) -> None:
@@ -130,6 +133,8 @@ def build_mapping(names: Iterable[str], mapping: Mapping[str, str] | None = None
 
 
 def _apply(model: onnx.ModelProto, m: Mapping[str, str]) -> None:
+    from .._graph import model_graphs
+
     for g in model_graphs(model):
         _apply_graph(g, m, recurse=False)
     for info in model.training_info:
@@ -187,7 +192,13 @@ def rename(model: onnx.ModelProto | bytes, mapping: Mapping[str, str] | None = N
             out = native.rename_bytes(data, full)
         except ValueError as exc:  # _C.RenameError / _C.ParseError
             raise TrtDeployError(str(exc)) from None
+        import onnx
+
         return out if is_bytes else onnx.ModelProto.FromString(out)
+    import onnx
+
+    from .._graph import copy_model
+
     proto = onnx.ModelProto.FromString(bytes(model)) if is_bytes else copy_model(model)
     names = tensor_names(proto)
     full = build_mapping(names, mapping, prefix, sanitize)
@@ -201,8 +212,6 @@ def rename_file(src: str | os.PathLike, dst: str | os.PathLike, mapping: Mapping
     """Rename tensors in the file ``src`` and write ``dst`` atomically. With the compiled path the
     weights are streamed byte for byte (memory stays far below the file size, files over 2 GB work);
     external data files are shared when dst is beside src and copied otherwise."""
-    from .. import io
-
     src, dst = Path(src), Path(dst)
     native = _native()
     if backend == "native" and native is None:
@@ -210,6 +219,8 @@ def rename_file(src: str | os.PathLike, dst: str | os.PathLike, mapping: Mapping
     if not src.is_file():
         raise TrtDeployError(f"{src}: no such file")
     if native is None or backend == "python":
+        from .. import io
+
         model = io.load(src)
         io.save(rename(model, mapping, prefix=prefix, sanitize=sanitize, backend="python"), dst)
         return {"backend": "python"}

@@ -1,0 +1,1 @@
+"""Benchmark logic without TensorRT: statistics, the padded-batch comparison, reports."""

@@ -1,0 +1,166 @@
+"""float32 -> float16 for strongly typed TensorRT (where FP16 comes from the model's own types).
+
+Weights and activations become float16; chosen graph inputs/outputs stay float32 with a Cast at the
+boundary (the caller keeps feeding/reading float32). Precision-sensitive ops (reductions that
+accumulate, NMS, TopK, ...), nodes asked for by name, and plugin (non-ONNX-domain) nodes stay in
+float32: their float inputs are cast back, so a plugin sees exactly the types it was exported with.
+Which operands follow the data type comes from each op's ONNX schema (a Resize ``scales`` stays
+float32, a Cast keeps its ``to``), so the result type-checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto as TP
+from onnx import defs, helper, numpy_helper
+
+from .._graph import NameGen, copy_model, subgraphs
+from .._shapes import propagate
+from ..errors import TrtDeployError
+
+KEEP_FP32_OPS = {
+    "NonMaxSuppression", "TopK", "RoiAlign", "Range", "CumSum", "ReduceSum", "ReduceMean", "ReduceL2",
+    "ReduceLogSumExp", "ReduceSumSquare", "LayerNormalization", "GroupNormalization", "InstanceNormalization",
+    "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Einsum", "STFT", "DFT",
+}
+_F16_MAX = 65504.0
+
+
+def _schema(node: onnx.NodeProto, opsets: dict[str, int]):
+    try:
+        return defs.get_schema(node.op_type, opsets.get(node.domain or "", 1), node.domain or "")
+    except Exception:  # noqa: BLE001 - unknown op
+        return None
+
+
+def _follow_data(schema, k: int, is_input: bool) -> bool:
+    """Whether input/output k of an op takes the op's float data type (a type parameter shared by a
+    data input and an output, allowing float16), rather than a fixed type."""
+    params = schema.inputs if is_input else schema.outputs
+    if not params:
+        return False
+    p = params[min(k, len(params) - 1)]  # variadic: the last formal parameter repeats
+    constraint = next((c for c in schema.type_constraints if c.type_param_str == p.type_str), None)
+    if constraint is None or "tensor(float16)" not in constraint.allowed_type_strs:
+        return False
+    others = schema.outputs if is_input else schema.inputs
+    return any(o.type_str == p.type_str for o in others)
+
+
+def to_fp16(model: onnx.ModelProto, keep_io_fp32: bool = True, keep_ops: set[str] | None = None,
+            keep_nodes: set[str] | None = None) -> onnx.ModelProto:
+    """The model with float32 weights and activations in float16 (see the module doc)."""
+    m = copy_model(model)
+    g = m.graph
+    opsets = {(o.domain or ""): o.version for o in m.opset_import}
+    keep_ops = KEEP_FP32_OPS if keep_ops is None else set(keep_ops)
+    keep_nodes = set(keep_nodes or ())
+    types = {k: v[0] for k, v in propagate(m).items()}
+    unknown_nodes = sorted(keep_nodes - {n.name for n in g.node})
+    if unknown_nodes:
+        raise TrtDeployError(f"--keep-node: no node named {', '.join(repr(n) for n in unknown_nodes)}")
+    fresh = NameGen(m)
+    inits = {t.name: t for t in g.initializer}
+    const_nodes = {n.output[0]: n for n in g.node if n.op_type == "Constant" and n.domain in ("", "ai.onnx")}
+
+    def fp32_node(n: onnx.NodeProto) -> bool:
+        return (n.domain not in ("", "ai.onnx") or n.op_type in keep_ops or n.name in keep_nodes
+                or any(True for _ in subgraphs(n)))
+
+    # 1. what each node wants on each float32 input, and what type its outputs get
+    want: dict[tuple[int, int], int] = {}
+    produced: dict[str, int] = {}
+    for i, n in enumerate(g.node):
+        if n.op_type == "Constant" and n.output[0] in const_nodes:
+            continue
+        schema = None if fp32_node(n) else _schema(n, opsets)
+        for k, x in enumerate(n.input):
+            if x and types.get(x) == TP.FLOAT:
+                want[(i, k)] = TP.FLOAT16 if schema is not None and _follow_data(schema, k, True) else TP.FLOAT
+        for k, o in enumerate(n.output):
+            if o and types.get(o) == TP.FLOAT:
+                follows = schema is not None and _follow_data(schema, k, False) and any(
+                    want.get((i, j)) == TP.FLOAT16 for j in range(len(n.input)))
+                if n.op_type == "Cast" and schema is not None:
+                    follows = False  # a Cast's output type is its `to`
+                produced[o] = TP.FLOAT16 if follows else TP.FLOAT
+    # 2. constants (initializers, Constant nodes) take the type their readers want, if all agree
+    readers: dict[str, set[int]] = {}
+    for (i, k), t in want.items():
+        readers.setdefault(g.node[i].input[k], set()).add(t)
+    for name, ts in readers.items():
+        if ts == {TP.FLOAT16} and (name in inits or name in const_nodes):
+            tensor = inits[name] if name in inits else next(a.t for a in const_nodes[name].attribute if a.name == "value")
+            arr = numpy_helper.to_array(tensor)
+            if arr.dtype == np.float32:
+                if np.abs(arr).max(initial=0) > _F16_MAX:
+                    continue  # would overflow: keep float32, the edge gets a Cast
+                tensor.CopyFrom(numpy_helper.from_array(arr.astype(np.float16), tensor.name))
+                produced[name] = TP.FLOAT16
+    for name in inits:
+        produced.setdefault(name, types.get(name, 0))
+    for name in const_nodes:
+        produced.setdefault(name, types.get(name, 0))
+    for vi in g.input:
+        produced.setdefault(vi.name, vi.type.tensor_type.elem_type)
+    # 3. Casts where a reader wants another type than the tensor has
+    casts: dict[tuple[str, int], str] = {}
+    new_nodes = []
+    for i, n in enumerate(g.node):
+        for k, x in enumerate(n.input):
+            need = want.get((i, k))
+            have = produced.get(x)
+            if need is None or have is None or need == have:
+                continue
+            key = (x, need)
+            if key not in casts:
+                casts[key] = fresh(f"{x}_{'fp16' if need == TP.FLOAT16 else 'fp32'}")
+                new_nodes.append((i, helper.make_node("Cast", [x], [casts[key]], name=fresh(f"{x}_Cast"), to=need)))
+            n.input[k] = casts[key]
+    for i, node in sorted(new_nodes, key=lambda p: -p[0]):  # insert right before the first reader
+        g.node.insert(i, node)
+    # 4. graph outputs: float32 outputs produced in float16 get a Cast (the output keeps its name)
+    for out in g.output:
+        if out.type.tensor_type.elem_type != TP.FLOAT or produced.get(out.name) != TP.FLOAT16:
+            continue
+        if keep_io_fp32:
+            inner = fresh(f"{out.name}_fp16")
+            for n in g.node:
+                n.output[:] = [inner if o == out.name else o for o in n.output]
+                n.input[:] = [inner if x == out.name else x for x in n.input]
+            g.node.append(helper.make_node("Cast", [inner], [out.name], name=fresh(f"{out.name}_Cast"), to=TP.FLOAT))
+        else:
+            out.type.tensor_type.elem_type = TP.FLOAT16
+    g.ClearField("value_info")
+    try:
+        onnx.shape_inference.infer_shapes(m, strict_mode=True, check_type=True)
+    except onnx.shape_inference.InferenceError as exc:
+        raise TrtDeployError(f"the float16 model does not type-check: {str(exc).splitlines()[0]}") from None
+    except Exception:  # noqa: BLE001 - plugin ops: inference cannot judge
+        pass
+    return m
+
+
+def verify_fp16(fp32: onnx.ModelProto, fp16: onnx.ModelProto, rtol: float = 2e-2, shapes=None, seed: int = 0) -> dict:
+    """Run both in onnxruntime on the same random inputs; each output's max error relative to its
+    range must be within rtol (float16 keeps ~3 significant digits). Returns {output: error}."""
+    from ..runtime import input_shapes, random_inputs, run, session
+
+    feeds = random_inputs(fp32, input_shapes(fp32, shapes), seed=seed)
+    want, got = run(session(fp32), feeds), run(session(fp16), feeds)
+    errors = {}
+    for name, ref in want.items():
+        out = got[name]
+        if ref.dtype.kind not in "fc":
+            if not np.array_equal(ref, out):
+                raise TrtDeployError(f"float16 output '{name}' differs from the float32 model")
+            errors[name] = 0.0
+            continue
+        scale = float(np.abs(ref).max()) or 1.0
+        err = float(np.abs(out.astype(np.float64) - ref).max()) / scale
+        errors[name] = err
+        if not err <= rtol:
+            raise TrtDeployError(f"float16 output '{name}' is off by {err:.3g} of its range (tolerance {rtol}); "
+                                 "keep the sensitive nodes in float32 with --keep-node/--keep-op")
+    return errors

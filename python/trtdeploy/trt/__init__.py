@@ -1,0 +1,24 @@
+"""TensorRT at the edge: engine build and runtime. The only package that imports tensorrt, lazily.
+
+Written against the TensorRT 10 Python API (and 11, which is always strongly typed). TensorRT
+cannot be installed on trtdeploy's CI machines, so this code is kept thin; everything it relies on
+(plans, shapes, the fp16 pass, sidecars, statistics) lives outside and is tested there.
+"""
+
+from __future__ import annotations
+
+from ..errors import MissingDependencyError
+
+
+def import_tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise MissingDependencyError(
+            "TensorRT is not installed: `pip install tensorrt` (or `pip install trtdeploy[trt]`) on a machine "
+            "with an NVIDIA GPU; `trtdeploy build --dry-run` shows the plan without it") from None
+    return trt
+
+
+def major_version(trt) -> int:
+    return int(str(trt.__version__).split(".")[0])
