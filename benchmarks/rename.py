@@ -90,6 +90,7 @@ def make_model(path: Path, size_mb: int, seed: int = 0) -> dict:
 
 def run_method(name: str, src: Path, dst: Path, mapping: Path) -> tuple[float, int]:
     """(seconds, peak RSS bytes) of one run in a fresh process."""
+    os.sync()  # start every run with no dirty pages of the previous one still being written back
     if name == "cp":
         cmd = ["cp", str(src), str(dst)]
     elif name == "trtdeploy CLI":
@@ -143,6 +144,7 @@ def main() -> int:
 
     lib_times = []
     for _ in range(args.repeat):
+        os.sync()
         t = time.perf_counter()
         trtdeploy.rename_file(src, dst, mapping)
         lib_times.append(time.perf_counter() - t)

@@ -37,3 +37,18 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES
+
+
+def varint(v: int) -> bytes:
+    """Protobuf varint encoding (for tests that write the wire format by hand)."""
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def ld_field(number: int, payload_len: int) -> bytes:
+    """Key and length prefix of a length-delimited protobuf field."""
+    return varint(number << 3 | 2) + varint(payload_len)

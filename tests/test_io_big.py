@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
+from conftest import ld_field, varint
 from onnx import TensorProto as TP
 from onnx import helper
 
@@ -21,17 +22,6 @@ BIG = (2 << 30) + (100 << 20)  # 2.1 GiB of weights
 BLOCK = np.random.default_rng(0).integers(0, 256, 16 << 20, dtype=np.uint8).tobytes()
 
 
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
-
-
-def _field(number: int, payload_len: int) -> bytes:
-    return _varint(number << 3 | 2) + _varint(payload_len)
 
 
 def _model_parts(x: str, big: str):
@@ -42,13 +32,13 @@ def _model_parts(x: str, big: str):
                           [helper.make_tensor_value_info("y", TP.FLOAT, [4])])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     graph_bytes = g.SerializeToString()
-    tensor_head = _varint(1 << 3 | 0) + _varint(BIG) + _varint(2 << 3 | 0) + _varint(TP.UINT8) \
-        + _field(8, len(big)) + big.encode()
-    tensor_len = len(tensor_head) + len(_field(9, BIG)) + BIG
-    graph_len = len(graph_bytes) + len(_field(5, tensor_len)) + tensor_len
+    tensor_head = varint(1 << 3 | 0) + varint(BIG) + varint(2 << 3 | 0) + varint(TP.UINT8) \
+        + ld_field(8, len(big)) + big.encode()
+    tensor_len = len(tensor_head) + len(ld_field(9, BIG)) + BIG
+    graph_len = len(graph_bytes) + len(ld_field(5, tensor_len)) + tensor_len
     m.ClearField("graph")
-    head = m.SerializeToString() + _field(7, graph_len) + graph_bytes + _field(5, tensor_len) + tensor_head \
-        + _field(9, BIG)
+    head = m.SerializeToString() + ld_field(7, graph_len) + graph_bytes + ld_field(5, tensor_len) + tensor_head \
+        + ld_field(9, BIG)
     return head
 
 

@@ -6,23 +6,25 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-
-import onnx
+from typing import TYPE_CHECKING
 
 from .errors import TrtDeployError
+
+if TYPE_CHECKING:  # onnx is imported when a model is loaded/saved: path checks stay light
+    import onnx
 
 _PROTOBUF_LIMIT = 2**31 - 1
 
 
 def load(path: str | os.PathLike, load_external_data: bool = True) -> onnx.ModelProto:
     """Load an ONNX model, with its external data (resolved next to the file) by default."""
+    import onnx
+
     path = Path(path)
     if not path.is_file():
         raise TrtDeployError(f"{path}: no such file")
     try:
         return onnx.load(str(path), load_external_data=load_external_data)
-    except onnx.onnx_cpp2py_export.checker.ValidationError as exc:  # pragma: no cover
-        raise TrtDeployError(f"{path}: {exc}") from None
     except FileNotFoundError as exc:
         raise TrtDeployError(f"{path}: external data file missing: {exc.filename or exc}") from None
     except Exception as exc:  # protobuf DecodeError and friends
@@ -53,6 +55,8 @@ def save(model: onnx.ModelProto, path: str | os.PathLike, external_data: bool | 
     external_data=None stores the weights in ``<name>.data`` beside the file when the model
     would exceed protobuf's 2 GB limit, and inline otherwise.
     """
+    import onnx
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if external_data is None:
@@ -78,6 +82,8 @@ def save(model: onnx.ModelProto, path: str | os.PathLike, external_data: bool | 
 
 
 def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    import onnx
+
     out = onnx.ModelProto()
     out.CopyFrom(model)
     return out

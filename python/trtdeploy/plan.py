@@ -39,6 +39,7 @@ class BuildPlan:
     strongly_typed: bool = False
     inputs: dict[str, dict] = field(default_factory=dict)
     outputs: dict[str, dict] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # what a real build would lack (dry runs still print)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,20 +126,21 @@ def _fmt(dims) -> str:
     return "[" + ", ".join(str(d) if d is not None else "?" for d in dims) + "]"
 
 
-def required_plugins(model: onnx.ModelProto) -> list[str]:
-    """Plugin libraries the model needs: the bundled one for YoloLayer_TRT."""
+MISSING_YOLO_PLUGIN = ("the model has a YoloLayer_TRT node but the trtdeploy plugin library was not built "
+                       "(TensorRT headers were not found when trtdeploy was installed); reinstall with "
+                       "TENSORRT_ROOT set, or pass --plugins PATH")
+
+
+def required_plugins(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
+    """(plugin libraries the model needs, what is missing): the bundled one for YoloLayer_TRT."""
     ops = {n.op_type for n in model.graph.node}
-    libs = []
+    libs, missing = [], []
     if "YoloLayer_TRT" in ops:
         from ._info import plugin_library
 
         lib = plugin_library()
-        if lib is None:
-            raise TrtDeployError("the model has a YoloLayer_TRT node but the trtdeploy plugin library was not built "
-                                 "(TensorRT headers were not found when trtdeploy was installed); reinstall with "
-                                 "TENSORRT_ROOT set, or pass --plugins PATH")
-        libs.append(lib)
-    return libs
+        (libs.append(lib) if lib else missing.append(MISSING_YOLO_PLUGIN))
+    return libs, missing
 
 
 def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: list[ProfileSpec],
@@ -152,16 +154,17 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
                 "is converted with `trtdeploy fp16` first, keeping I/O float32",
         "bf16": "TensorRT 10: builder flag BF16; TensorRT 11: not converted automatically (export in bf16)",
     }[precision]
-    libs = list(plugins or [])
-    for lib in required_plugins(model) if not plugins else []:
-        libs.append(lib)
+    libs, missing = list(plugins or []), []
+    if not plugins:
+        libs, missing = required_plugins(model)
     io = {vi.name: {"dtype": onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower(),
                     "shape": dims_of(vi)} for vi in data_inputs(model.graph)}
     outs = {vi.name: {"dtype": onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower(),
                       "shape": dims_of(vi)} for vi in model.graph.output}
     return BuildPlan(model=str(model_path), engine=str(engine_path), profiles=plan_profiles(model, specs),
                      precision=precision, precision_how=how, plugins=libs, workspace_mib=workspace_mib,
-                     timing_cache=timing_cache, strongly_typed=strongly_typed, inputs=io, outputs=outs)
+                     timing_cache=timing_cache, strongly_typed=strongly_typed, inputs=io, outputs=outs,
+                     missing=missing)
 
 
 def format_plan(plan: BuildPlan) -> str:
@@ -172,6 +175,7 @@ def format_plan(plan: BuildPlan) -> str:
             lines.append(f"  {name}: min {'x'.join(map(str, r['min']))}  opt {'x'.join(map(str, r['opt']))}  "
                          f"max {'x'.join(map(str, r['max']))}")
     lines.append("plugins: " + (", ".join(plan.plugins) or "none"))
+    lines += [f"MISSING: {m}" for m in plan.missing]
     lines.append(f"workspace: {f'{plan.workspace_mib} MiB' if plan.workspace_mib else 'TensorRT default'}")
     lines.append(f"timing cache: {plan.timing_cache or 'none'}")
     lines.append(f"network: {'strongly typed' if plan.strongly_typed else 'weakly typed on TensorRT 10, strongly typed on 11'}")

@@ -45,6 +45,8 @@ def run(args):
     if args.dry_run:
         print(json.dumps(plan.to_dict(), indent=2) if args.json else format_plan(plan))
         return 0
+    if plan.missing:
+        raise TrtDeployError(plan.missing[0])
     from ..trt import import_tensorrt, major_version
     from ..trt.build import build_engine
 

@@ -48,6 +48,8 @@ def _progress_monitor(trt):
 def build_engine(plan: BuildPlan, model_path: str | None = None) -> dict:
     """Parse the ONNX model (model_path overrides plan.model, e.g. the fp16 conversion for TensorRT 11),
     build with the plan's profiles, write the engine and its sidecar atomically. Returns the sidecar."""
+    if plan.missing:
+        raise TrtDeployError(plan.missing[0])
     trt = import_tensorrt()
     major = major_version(trt)
     logger = trt.Logger(trt.Logger.WARNING)
