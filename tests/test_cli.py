@@ -168,3 +168,25 @@ def test_readme_example_command(tmp_path):
         assert argv[0] == "trtdeploy"
         proc = run_cli(*[a if not a.startswith("tests/") else str(ROOT / a) for a in argv[1:]], cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_external_data_models_round_trip(tmp_path):
+    """A model saved with external data goes through `dynamic` (the weights are found next to it,
+    the output is written with its own weights)."""
+    src = tmp_path / "in" / "m.onnx"
+    src.parent.mkdir()
+    onnx.save_model(load_fixture("view_cnn"), str(src), save_as_external_data=True, location="m.onnx.data",
+                    size_threshold=0)
+    out = tmp_path / "out" / "d.onnx"
+    proc = run_cli("dynamic", src, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    from trtdeploy.io import save
+
+    big = tmp_path / "ext" / "e.onnx"
+    save(onnx.load(str(out)), big, external_data=True)
+    assert (big.parent / "e.onnx.data").stat().st_size > 40_000
+    x = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
+    got = ort_run(onnx.load(str(big)), {"input": x})[0]
+    for i in range(2):
+        np.testing.assert_allclose(got[i:i + 1], ort_run(load_fixture("view_cnn"), {"input": x[i:i + 1]})[0],
+                                   rtol=1e-5, atol=1e-5)

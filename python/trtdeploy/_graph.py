@@ -143,7 +143,7 @@ def dims_of(vi: onnx.ValueInfoProto) -> list[int | str | None] | None:
         return None
     out: list[int | str | None] = []
     for d in t.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
+        if d.HasField("dim_value") and d.dim_value >= 0:  # some exporters write -1 for "dynamic"
             out.append(d.dim_value)
         elif d.HasField("dim_param") and d.dim_param:
             out.append(d.dim_param)

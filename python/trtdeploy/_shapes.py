@@ -133,41 +133,69 @@ def _np_eval(node: onnx.NodeProto, ins: list, opset: int):
     return None
 
 
-def propagate(model: onnx.ModelProto, input_dims: dict[str, list] | None = None,
-              hints: dict[str, tuple[int, list]] | None = None,
-              values_out: dict | None = None) -> dict[str, tuple[int, list | None]]:
-    """name -> (elem_type, dims) for the main graph, node by node (see the comment above).
-    values_out, when given, receives the values of the small tensors (shape vectors)."""
-    import numpy as np
-    from onnx import defs, numpy_helper, shape_inference
+class Propagator:
+    """Node-by-node shape (and small-value) propagation over one graph, one step() per node in
+    order; graph edits ahead of the current node just need step() on the new/changed nodes."""
 
-    g = model.graph
-    opsets = {(o.domain or ""): o.version for o in model.opset_import}
-    types: dict[str, onnx.TypeProto] = {}
-    values: dict[str, np.ndarray] = {} if values_out is None else values_out
-    hints = hints or {}
+    def __init__(self, model: onnx.ModelProto, input_dims: dict[str, list] | None = None,
+                 hints: dict[str, tuple[int, list]] | None = None):
+        import numpy as np
+        from onnx import numpy_helper
 
-    def set_type(name, elem, dims):
-        types[name] = helper.make_tensor_type_proto(elem, dims)
+        self.model = model
+        self.opsets = {(o.domain or ""): o.version for o in model.opset_import}
+        self.types: dict[str, onnx.TypeProto] = {}
+        self.values: dict = {}
+        self.hints = hints or {}
+        self._cache: dict[str, tuple] = {}
+        g = model.graph
+        for vi in g.input:
+            if not vi.type.HasField("tensor_type"):
+                continue
+            if input_dims and vi.name in input_dims:
+                self._set(vi.name, vi.type.tensor_type.elem_type, input_dims[vi.name])
+            else:
+                self.types[vi.name] = vi.type
+        for t in g.initializer:
+            self.add_initializer(t)
+        self._np, self._nh = np, numpy_helper
 
-    for vi in g.input:
-        if not vi.type.HasField("tensor_type"):
-            continue
-        if input_dims and vi.name in input_dims:
-            set_type(vi.name, vi.type.tensor_type.elem_type, input_dims[vi.name])
-        else:
-            types[vi.name] = vi.type
-    for t in g.initializer:
-        set_type(t.name, t.data_type, list(t.dims))
+    def add_initializer(self, t: onnx.TensorProto) -> None:
+        import numpy as np
+        from onnx import numpy_helper
+
+        self._set(t.name, t.data_type, list(t.dims))
         n = int(np.prod(t.dims)) if t.dims else 1
         if n <= _VALUE_LIMIT and t.data_location != onnx.TensorProto.EXTERNAL:
-            values[t.name] = numpy_helper.to_array(t)
-    ir = model.ir_version
-    for node in g.node:
+            self.values[t.name] = numpy_helper.to_array(t)
+
+    def _set(self, name, elem, dims):
+        self.types[name] = helper.make_tensor_type_proto(elem, dims)
+        self._cache.pop(name, None)
+
+    def get(self, name: str, default=(0, None)):
+        """(elem_type, dims) like the dict propagate() returns."""
+        if name in self._cache:
+            return self._cache[name]
+        tp = self.types.get(name)
+        if tp is None or not tp.HasField("tensor_type"):
+            return default
+        out = (tp.tensor_type.elem_type, _tp_dims(tp))
+        self._cache[name] = out
+        return out
+
+    def step(self, node: onnx.NodeProto) -> None:
+        np, numpy_helper = self._np, self._nh
+        from onnx import defs, shape_inference
+
+        types, values = self.types, self.values
         domain = node.domain or ""
         if domain == "ai.onnx":
             domain = ""
-        opset = opsets.get(domain, 1)
+        opset = self.opsets.get(domain, 1)
+        for o in node.output:
+            self._cache.pop(o, None)
+            values.pop(o, None)
         if node.op_type == "Constant" and domain == "":
             from ._graph import constant_value
 
@@ -176,10 +204,10 @@ def propagate(model: onnx.ModelProto, input_dims: dict[str, list] | None = None,
             v = constant_value(node.output[0], sub, {node.output[0]: node})
             if v is not None:
                 v = np.asarray(v)
-                set_type(node.output[0], helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
+                self._set(node.output[0], helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
                 if v.size <= _VALUE_LIMIT:
                     values[node.output[0]] = v
-            continue
+            return
         out_types = {}
         try:
             schema = defs.get_schema(node.op_type, opset, domain)
@@ -190,45 +218,56 @@ def propagate(model: onnx.ModelProto, input_dims: dict[str, list] | None = None,
             in_data = {x: numpy_helper.from_array(np.asarray(values[x]), x) for x in node.input if x in values}
             try:
                 out_types = shape_inference.infer_node_outputs(
-                    schema, node, in_types, in_data, opset_imports=list(model.opset_import), ir_version=ir)
+                    schema, node, in_types, in_data, opset_imports=list(self.model.opset_import),
+                    ir_version=self.model.ir_version)
             except Exception:  # noqa: BLE001 - inconsistent shapes: outputs unknown
                 out_types = {}
         for o in node.output:
-            if o in hints:
-                set_type(o, *hints[o])
+            if o in self.hints:
+                self._set(o, *self.hints[o])
             elif o in out_types:
                 types[o] = out_types[o]
-        # values of small tensors
+            else:
+                types.pop(o, None)
         if domain != "":
-            continue
-        if node.op_type == "Shape" and node.input[0] in types:
+            return
+        if node.op_type in ("Shape", "Size") and node.input[0] in types:
             d = _tp_dims(types[node.input[0]])
             if d is not None and all(isinstance(x, int) for x in d):
-                attrs = {a.name: a.i for a in node.attribute}
-                start, end = attrs.get("start", 0), attrs.get("end", len(d))
-                values[node.output[0]] = np.array(d[start:end] if "end" in attrs else d[start:], np.int64)
-            continue
-        if node.op_type == "Size" and node.input[0] in types:
-            d = _tp_dims(types[node.input[0]])
-            if d is not None and all(isinstance(x, int) for x in d):
-                values[node.output[0]] = np.array(int(np.prod(d)), np.int64)
-            continue
+                if node.op_type == "Size":
+                    values[node.output[0]] = np.array(int(np.prod(d)), np.int64)
+                else:
+                    attrs = {a.name: a.i for a in node.attribute}
+                    start, end = attrs.get("start", 0), attrs.get("end", len(d))
+                    values[node.output[0]] = np.array(d[start:end] if "end" in attrs else d[start:], np.int64)
+            return
         ins = [values.get(x) if x else None for x in node.input]
         if not node.input or any(v is None for x, v in zip(node.input, ins) if x):
-            continue
+            return
         try:
             v = _np_eval(node, ins, opset)
             if v is None and len(node.output) == 1 and not any(True for _ in _subgraph_attrs(node)):
-                v = _ref_eval(model, node, ins)
+                v = _ref_eval(self.model, node, ins)
         except Exception:  # noqa: BLE001 - leave unknown
             v = None
         if v is not None and np.size(v) <= _VALUE_LIMIT:
             values[node.output[0]] = np.asarray(v)
-    out: dict[str, tuple[int, list | None]] = {}
-    for name, tp in types.items():
-        if tp.HasField("tensor_type"):
-            out[name] = (tp.tensor_type.elem_type, _tp_dims(tp))
-    return out
+
+    def shapes(self) -> dict[str, tuple[int, list | None]]:
+        return {name: self.get(name) for name, tp in self.types.items() if tp.HasField("tensor_type")}
+
+
+def propagate(model: onnx.ModelProto, input_dims: dict[str, list] | None = None,
+              hints: dict[str, tuple[int, list]] | None = None,
+              values_out: dict | None = None) -> dict[str, tuple[int, list | None]]:
+    """name -> (elem_type, dims) for the main graph, node by node (see the comment above).
+    values_out, when given, receives the values of the small tensors (shape vectors)."""
+    p = Propagator(model, input_dims, hints)
+    for node in model.graph.node:
+        p.step(node)
+    if values_out is not None:
+        values_out.update(p.values)
+    return p.shapes()
 
 
 def _subgraph_attrs(node):

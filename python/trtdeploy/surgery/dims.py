@@ -20,7 +20,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .._graph import NameGen, constant_value, copy_model, data_inputs, dims_of, fold_constant, node_label, producers
-from .._shapes import propagate as infer, set_dims
+from .._shapes import Propagator, propagate as infer, set_dims
 from ..errors import TrtDeployError
 
 log = logging.getLogger("trtdeploy.dynamic")
@@ -187,35 +187,42 @@ class _Rewriter:
         self.fresh = NameGen(m)
         self.shape_of: dict[str, str] = {}
         self.orphans: set[str] = set()
-        # output shapes of rewritten nodes at the original and probe sizes, for inference to use
-        self.hints: tuple[dict, dict] = ({}, {})
         self.symbols = {d for dims in orig.values() for d in dims if isinstance(d, str)}
         self.opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 13)
 
     # ---- driver ----------------------------------------------------------------------------
     def run(self) -> None:
-        start = 0
-        for _ in range(100_000):
-            self.vals: tuple[dict, dict] = ({}, {})
-            self.O = infer(self.m, self.orig, hints=self.hints[0], values_out=self.vals[0])
-            self.P = infer(self.m, self.probe, hints=self.hints[1], values_out=self.vals[1])
-            self.prod = producers(self.g)
-            self.inputs = {i.name for i in data_inputs(self.g)}
-            self.dep = self._data_dependent()
-            self.folded: dict[str, np.ndarray | None] = {}
-            for idx in range(start, len(self.g.node)):
-                node = self.g.node[idx]
-                if node.domain not in ("", "ai.onnx"):
-                    continue
+        """One pass in graph order: shapes are propagated node by node at both sizes, and a node is
+        checked (and rewritten) once its inputs are known; nodes a rewrite inserts ahead of it are
+        propagated before it, so the pass stays linear in the graph size."""
+        g = self.g
+        self.PO, self.PP = Propagator(self.m, self.orig), Propagator(self.m, self.probe)
+        self.prod = producers(g)
+        self.inputs = {i.name for i in data_inputs(g)}
+        self.dep = self._data_dependent()
+        self.folded: dict[str, np.ndarray | None] = {}
+        i = 0
+        while i < len(g.node):
+            node = g.node[i]
+            check = None
+            if node.domain in ("", "ai.onnx"):
                 check = getattr(self, f"_check_{node.op_type}", None)
                 if check is None and node.op_type in _BROADCAST:
                     check = self._check_broadcast
-                if check is not None and check(node, idx):
-                    start = idx  # shapes downstream changed: infer again, go on from here
+            for _ in range(16):  # a node may need several rewrites (e.g. two constant operands)
+                before = len(g.node)
+                if check is None or not check(node, i):
                     break
-            else:
-                break
+                for j in range(i, i + len(g.node) - before):
+                    self._step(g.node[j])
+                i += len(g.node) - before
+            self._step(node)
+            i += 1
         self._drop_orphans()
+
+    def _step(self, node: onnx.NodeProto) -> None:
+        self.PO.step(node)
+        self.PP.step(node)
 
     def _data_dependent(self) -> set[str]:
         dep = set(self.inputs)
@@ -228,8 +235,8 @@ class _Rewriter:
     def dims(self, name: str):
         """Sizes at the original and the probe shapes; symbols not from the inputs (inference's
         unk__N) count as unknown (None)."""
-        o = self.O.get(name, (0, None))[1]
-        p = self.P.get(name, (0, None))[1]
+        o = self.PO.get(name)[1]
+        p = self.PP.get(name)[1]
         if o is None or p is None or len(o) != len(p):
             return None, None
         keep = self.symbols
@@ -257,12 +264,19 @@ class _Rewriter:
     # ---- graph edits -------------------------------------------------------------------------
     def const(self, value, base: str) -> str:
         name = self.fresh(base)
-        self.g.initializer.append(numpy_helper.from_array(np.asarray(value), name))
+        t = numpy_helper.from_array(np.asarray(value), name)
+        self.g.initializer.append(t)
+        self.PO.add_initializer(t)
+        self.PP.add_initializer(t)
         return name
 
     def add_node(self, idx: int, op: str, inputs: list[str], base: str, **attrs) -> str:
         out = self.fresh(base)
-        self.g.node.insert(idx, helper.make_node(op, inputs, [out], name=self.fresh(f"{base}_{op}"), **attrs))
+        node = helper.make_node(op, inputs, [out], name=self.fresh(f"{base}_{op}"), **attrs)
+        self.g.node.insert(idx, node)
+        self.prod[out] = self.g.node[idx]
+        if any(x in self.dep for x in inputs):
+            self.dep.add(out)
         return out
 
     def dim_piece(self, idx: int, tensor: str, axis: int) -> tuple[int, str]:
@@ -307,29 +321,6 @@ class _Rewriter:
             parts.append(self.const(np.array(run, np.int64), base))
         return self.add_node(idx, "Concat", parts, base, axis=0) if len(parts) > 1 else parts[0]
 
-    def hint(self, tensor: str, like: str, o_dims, p_dims) -> None:
-        elem = self.O.get(like, (0, None))[0]
-        if elem and o_dims is not None and p_dims is not None and None not in p_dims:
-            self.hints[0][tensor] = (elem, [int(d) for d in o_dims])
-            self.hints[1][tensor] = (elem, [int(d) for d in p_dims])
-
-    def eval_pieces(self, values, pieces, side: int) -> list[int] | None:
-        """The value of a shape_vector at the original (side 0) or probe (side 1) sizes."""
-        out = []
-        for p, v in enumerate(values):
-            if p not in pieces:
-                out.append(int(v))
-                continue
-            factors, k, div = pieces[p]
-            acc = 1
-            for tensor, axis in factors:
-                d = self.dims(tensor)[side]
-                if d is None or not isinstance(d[axis], int):
-                    return None
-                acc *= d[axis]
-            out.append(acc * k // div)
-        return out
-
     def replace_input(self, node: onnx.NodeProto, k: int, new: str) -> None:
         self.orphans.add(node.input[k])
         node.input[k] = new
@@ -373,7 +364,7 @@ class _Rewriter:
             v = self.const_input(name)
             v = None if v is None else [int(x) for x in np.asarray(v).reshape(-1)]
             return v, v
-        o, p = self.vals[0].get(name), self.vals[1].get(name)
+        o, p = self.PO.values.get(name), self.PP.values.get(name)
         if o is None or p is None or np.shape(o) != np.shape(p):
             return None, None
         return [int(x) for x in np.asarray(o).reshape(-1)], [int(x) for x in np.asarray(p).reshape(-1)]
@@ -420,7 +411,7 @@ class _Rewriter:
             return False
         data, shape_name = node.input[0], node.input[1]
         dyn = self.dynamic_axes(data)
-        od, pd = self.dims(data)
+        od, _ = self.dims(data)
         if not dyn or od is None or not all(isinstance(d, int) for d in od):
             return False
         target, target_p = self.vector(shape_name)
@@ -452,10 +443,6 @@ class _Rewriter:
         if not fixed and not pieces:
             return False
         self.rebuild(node, idx, 1, target, fixed, pieces, f"{node.name or 'reshape'}_shape")
-        new_p = [0 if p in fixed else v for p, v in enumerate(target_p)]
-        new_p = self.eval_pieces(new_p, pieces, 1)
-        if new_p is not None and pd is not None and all(isinstance(d, int) for d in pd):
-            self.hint(node.output[0], data, resolved, _resolve_reshape(pd, new_p, allowzero))
         return True
 
     def _check_Expand(self, node, idx) -> bool:
@@ -505,11 +492,6 @@ class _Rewriter:
         if not pieces:
             return False
         self.rebuild(node, idx, 3, sizes, {}, pieces, f"{node.name or 'resize'}_sizes")
-        po, pp = list(od), list(self.dims(data)[1])
-        for p, (so, sp) in enumerate(zip(sizes, self.eval_pieces(sizes_p, pieces, 1) or [None] * len(sizes))):
-            po[axes[p]], pp[axes[p]] = so, sp
-        if all(isinstance(d, int) for d in po + pp):
-            self.hint(node.output[0], data, po, pp)
         return True
 
     def _check_Slice(self, node, idx) -> bool:
@@ -589,9 +571,6 @@ class _Rewriter:
             before = len(self.g.node)
             target = self.shape_vector(node, idx, ones, pieces, f"{y}_bshape")
             new = self.add_node(idx + len(self.g.node) - before, "Expand", [new, target], f"{y}_expanded")
-            p_shape = list(val.shape)
-            p_shape[b] = self.dims(x)[1][a]
-            self.hint(new, x, list(val.shape), p_shape)
         for k in ks:
             self.replace_input(node, k, new)
         return True

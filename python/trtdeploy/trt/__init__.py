@@ -22,3 +22,22 @@ def import_tensorrt():
 
 def major_version(trt) -> int:
     return int(str(trt.__version__).split(".")[0])
+
+
+def register_plugins(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Load trtdeploy's plugin library (YoloLayer_TRT) and any extra ones into TensorRT's global
+    plugin registry, so that the ONNX parser and engine deserialization find them. Returns the
+    libraries loaded."""
+    from pathlib import Path
+
+    from .._info import plugin_library
+    from ..errors import TrtDeployError
+
+    trt = import_tensorrt()
+    registry = trt.get_plugin_registry()
+    libs = [lib for lib in [plugin_library(), *extra] if lib]
+    for lib in libs:
+        if not Path(lib).is_file():
+            raise TrtDeployError(f"plugin library {lib} does not exist")
+        registry.load_library(str(lib))
+    return libs
