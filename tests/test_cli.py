@@ -190,3 +190,14 @@ def test_external_data_models_round_trip(tmp_path):
     for i in range(2):
         np.testing.assert_allclose(got[i:i + 1], ort_run(load_fixture("view_cnn"), {"input": x[i:i + 1]})[0],
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_doctor_names_cuda_and_tensorrt():
+    proc = run_cli("doctor")
+    assert proc.returncode == 0, proc.stderr
+    assert "CUDA" in proc.stdout and "TensorRT" in proc.stdout and "rename" in proc.stdout
+    info = json.loads(run_cli("doctor", "--json").stdout)
+    assert "rename" in info["compiled"]["parts"] and "decode_cpu" in info["compiled"]["parts"]
+    import trtdeploy._C as c
+
+    assert info["compiled"]["cuda"] == c.has_cuda

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import pytest
 from conftest import ld_field, varint
 from onnx import TensorProto as TP

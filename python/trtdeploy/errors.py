@@ -20,7 +20,8 @@ def require(module: str, extra: str, pip_name: str | None = None):
         return importlib.import_module(module)
     except ImportError as exc:  # pragma: no cover - depends on the environment
         hint = pip_name or module
+        alt = " (onnxruntime-gpu works too)" if module == "onnxruntime" else ""
         raise MissingDependencyError(
             f"this needs '{module}', which is not installed ({exc}); install it with "
-            f"`pip install {hint}` or `pip install trtdeploy[{extra}]`"
+            f"`pip install {hint}` or `pip install trtdeploy[{extra}]`{alt}"
         ) from None

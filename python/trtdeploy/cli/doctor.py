@@ -27,7 +27,7 @@ def run(args):
         print(f"  compiled module    MISSING: {c['error']}")
     else:
         print(f"  compiled module    {', '.join(c['parts'])} ({c['compiler']})")
-    print(f"  CUDA               " + (f"kernels built with CUDA {c['cuda_version']} for {c['cuda_architectures']}"
+    print("  CUDA               " + (f"kernels built with CUDA {c['cuda_version']} for {c['cuda_architectures']}"
                                       if c.get("cuda") else "kernels not built (no CUDA toolkit at build time)"))
     print(f"  GPU                {d['gpu'] or 'none found (nvidia-smi)'}; CUDA decode usable: "
           f"{'yes' if d['gpu_usable'] else 'no'}")

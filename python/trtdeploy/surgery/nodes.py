@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-from .._graph import (NameGen, consumers, copy_model, find_value_info, initializer_names, node_label,
+from .._graph import (NameGen, consumers, copy_model, initializer_names, node_label,
                       producers, subgraphs)
 from .._shapes import propagate
 from ..errors import TrtDeployError
