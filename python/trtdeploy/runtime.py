@@ -22,9 +22,11 @@ def session(model: onnx.ModelProto | str | os.PathLike):
         if isinstance(model, onnx.ModelProto):
             if model.ByteSize() < 2**31 - (64 << 20):
                 return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
+            from .io import save
+
             with tempfile.TemporaryDirectory() as d:  # too big for one protobuf message
                 path = os.path.join(d, "model.onnx")
-                onnx.save_model(model, path, save_as_external_data=True, location="model.onnx.data")
+                save(model, path, external_data=True)  # saves a copy: the caller's model is untouched
                 return ort.InferenceSession(path, opts, providers=providers)
         return ort.InferenceSession(str(model), opts, providers=providers)
     except Exception as exc:  # ort raises its own Fail/InvalidGraph types

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import onnx
 
 from .._graph import copy_model, data_inputs, dims_of
-from .._shapes import propagate as infer, set_dims
+from .._shapes import set_dims
 from ..errors import TrtDeployError
 from ._rewrite import Rewriter, _factorize  # noqa: F401 (_factorize: tested directly)
 
@@ -104,11 +104,12 @@ def make_dynamic(model: onnx.ModelProto, dims: DimSpec | None = None, *,
         raise TrtDeployError("the model has no data input with a static axis 0 to make dynamic; "
                              "name the axes with --dims NAME:AXIS=SYMBOL")
     orig, probe, final = _plan(m, spec)
-    Rewriter(m, orig, probe).run()
+    rewriter = Rewriter(m, orig, probe)
+    rewriter.run()
     for vi in m.graph.input:
         if vi.name in final:
             set_dims(vi, final[vi.name])
-    _update_outputs(m, orig, probe)
+    _update_outputs(m, orig, probe, rewriter.PO.shapes(), rewriter.PP.shapes())
     m.graph.ClearField("value_info")  # stale: re-infer with onnx.shape_inference if needed
     return m
 
@@ -146,9 +147,9 @@ def _plan(m: onnx.ModelProto, spec: dict[str, dict[int, str]]):
     return orig, probe, final
 
 
-def _update_outputs(m: onnx.ModelProto, orig: dict, probe: dict) -> None:
-    """Output dims from the rewritten graph: dims that follow an input dim become symbolic."""
-    o_shapes, p_shapes = infer(m, orig), infer(m, probe)
+def _update_outputs(m: onnx.ModelProto, orig: dict, probe: dict, o_shapes: dict, p_shapes: dict) -> None:
+    """Output dims from the rewritten graph's shapes at both sizes: dims that follow an input dim
+    become symbolic."""
     syms = {}  # (orig size, probe size) -> symbol, from the inputs
     for vi in m.graph.input:
         for o, p, d in zip(orig.get(vi.name, []), probe.get(vi.name, []), dims_of(vi) or []):

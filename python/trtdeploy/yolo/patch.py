@@ -12,7 +12,7 @@ import onnx
 from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
-from .._graph import NameGen, copy_model
+from .._graph import NameGen, copy_model, outer_references, subgraphs
 from ..errors import TrtDeployError
 from .head import YoloHead, find_head
 
@@ -153,8 +153,6 @@ def _prune(g: onnx.GraphProto) -> None:
         if any(o in needed for o in node.output):
             keep.append(node)
             needed.update(x for x in node.input if x)
-            from .._graph import outer_references, subgraphs
-
             for sub in subgraphs(node):
                 needed |= outer_references(sub)
     keep.reverse()
