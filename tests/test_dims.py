@@ -118,3 +118,23 @@ def test_factorize_blocks():
     assert _factorize([1, 255, 80, 80], [1, 3, 85, 80, 80]) == [([0], [0]), ([1], [1, 2]), ([2], [3]), ([3], [4])]
     assert _factorize([1, 3, 4], [3, 4]) == [([0, 1], [0]), ([2], [1])]
     assert _factorize([2, 3], [7]) is None
+
+
+def test_attention_batch_and_sequence_dynamic():
+    """view(b, n, 3, h, d) / reshape(b, n, d) with b and n baked, and a class-token read-out x[:, 0]
+    (a fixed index along the sequence, which stays valid at any length)."""
+    from trtdeploy import verify_dynamic
+
+    m = load_fixture("token_encoder")
+    dyn = make_dynamic(m, {"input": {0: "batch", 1: "seq"}})
+    report = verify_dynamic(m, dyn)
+    assert [c["check"] for c in report["checks"]][-1].startswith("seq=32")
+    x = np.random.default_rng(0).random((2, 40, 32), dtype=np.float32)
+    (out,) = ort_run(dyn, {"input": x})
+    assert out.shape == (2, 5)
+
+
+def test_batch_folded_into_heads_is_refused():
+    """nn.MultiheadAttention's static export splits [seq*batch] into [seq, batch]: refused, naming it."""
+    with pytest.raises(TrtDeployError, match=r"node '.*Reshape.*' \(Reshape\) splits dynamic axis"):
+        make_dynamic(load_fixture("torch_mha_b2"))

@@ -278,10 +278,17 @@ class Rewriter:
                 static = int(np.prod([od[a] for a in ia if a not in dyn], dtype=np.int64))
                 pieces[p] = ([(data, a) for a in dyn_in], static, 1)
                 continue
-            what = "splits" if len(ia) == 1 else "regroups"
-            self.refuse(node, f"{what} dynamic axis {dyn_in[0]} of '{data}' into the fixed sizes "
-                              f"{[target[p] for p in ta]}; a -1 there would keep it dynamic, but "
-                              "which output dim owns the dynamic size is ambiguous")
+            # several target dims: the dynamic factor stays outermost (or innermost) in row-major
+            # order when the dynamic axis leads (or ends) its block, so the first (last) target dim
+            # takes it: e.g. [B, 32] -> [B*4, 8] (a batch folded into attention heads)
+            rule = _absorb(ia, ta, dyn_in, od, resolved)
+            if rule is None:
+                what = "splits" if len(ia) == 1 else "regroups"
+                self.refuse(node, f"{what} dynamic axis {dyn_in[0]} of '{data}' into the fixed sizes "
+                                  f"{[target[p] for p in ta]}; a -1 there would keep it dynamic, but "
+                                  "which output dim owns the dynamic size is ambiguous")
+            p, k, div = rule
+            pieces[p] = ([(data, dyn_in[0])], k, div)
         if not fixed and not pieces:
             return False
         self.rebuild(node, idx, 1, target, fixed, pieces, f"{node.name or 'reshape'}_shape")
@@ -429,9 +436,19 @@ class Rewriter:
         return self._refuse_axes(node, "splits with fixed sizes")
 
     def _check_Gather(self, node, idx) -> bool:
+        """A fixed index along the batch axis (x[0]) drops the other samples; along another dynamic
+        axis (a class token x[:, 0], the last step x[:, -1]) it is what the model means."""
         if node.input[1] in self.dep:
             return False
-        return self._refuse_axes(node, "picks fixed indices along")
+        data = node.input[0]
+        od, pd = self.dims(data)
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if od is None or not od:
+            return False
+        axis = axis + len(od) if axis < 0 else axis
+        if isinstance(od[axis], int) and isinstance(pd[axis], int) and pd[axis] == 2 * od[axis]:
+            return self._refuse_axes(node, "picks fixed indices along")
+        return False
 
     def _refuse_axes(self, node, verb: str) -> bool:
         data = node.input[0]
@@ -452,6 +469,28 @@ class Rewriter:
                 self.refuse(node, f"{verb} dynamic axis {ax} of '{data}', which only works at its "
                                   f"original size {od[ax]}; make another axis dynamic or change the export")
         return False
+
+
+def _absorb(ia, ta, dyn_in, od, resolved):
+    """(target position, mul, div) for a block with one dynamic input axis at its start or end:
+    that target dim becomes dim * mul // div; None when ambiguous."""
+    import math
+
+    if len(dyn_in) != 1 or len(ta) < 2 or len(ia) < 2:
+        return None  # splitting one dynamic dim: which factor is dynamic is not known here
+    a = dyn_in[0]
+    if a == ia[0]:
+        p, rest = ta[0], ta[1:]
+    elif a == ia[-1]:
+        p, rest = ta[-1], ta[:-1]
+    else:
+        return None
+    static_in = int(np.prod([od[x] for x in ia if x != a], dtype=np.int64))
+    rest_prod = int(np.prod([resolved[x] for x in rest], dtype=np.int64))
+    if (od[a] * static_in) % rest_prod or (od[a] * static_in) // rest_prod != resolved[p]:
+        return None
+    g = math.gcd(static_in, rest_prod)
+    return p, static_in // g, rest_prod // g
 
 
 def _resolve_reshape(od: list[int], target: list[int], allowzero: bool) -> list[int] | None:

@@ -3,7 +3,7 @@
 Changing an input's dim_param is the easy part; exporters also bake the static sizes into the
 graph (Reshape targets like ``x.view(1, -1)``, Expand shapes, Resize sizes, constants concatenated
 with data, Slice ends). The pass finds those by inferring shapes twice: at the original sizes (O)
-and at a probe size (P, each dynamic dim doubled). An axis whose size differs between O and P
+and at a probe size (P: the batch axis doubled, other dynamic axes tripled). An axis whose size differs between O and P
 depends on a dynamic input dim. Walking the nodes in order, a node whose constant shape operand
 contradicts a dynamic axis is rewritten into a shape-derived value (``Shape(x)[axis]``, or 0 in a
 Reshape target) that equals the constant at the original sizes, so results at the original shape
@@ -139,7 +139,7 @@ def _plan(m: onnx.ModelProto, spec: dict[str, dict[int, str]]):
                 if sizes.setdefault(sym, d) != d:
                     raise TrtDeployError(f"symbol '{sym}' is {sizes[sym]} on one input but {d} on input "
                                          f"'{name}' axis {ax}; use different symbols")
-                p[ax] = 2 * d
+                p[ax] = (2 if ax == 0 else 3) * d  # batch x2, other axes x3: tells them apart
         orig[name], probe[name], final[name] = o, p, f
     for name, vi in inputs.items():  # symbols already in the model stay as they are
         if name not in orig and dims_of(vi) is not None:
