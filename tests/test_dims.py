@@ -134,7 +134,18 @@ def test_attention_batch_and_sequence_dynamic():
     assert out.shape == (2, 5)
 
 
-def test_batch_folded_into_heads_is_refused():
-    """nn.MultiheadAttention's static export splits [seq*batch] into [seq, batch]: refused, naming it."""
+def test_batch_folded_into_heads():
+    """nn.MultiheadAttention's static export folds the batch into the heads ([S, B, 32] -> [S, B*4, 8])
+    and back ([S*B, 32] -> [S, B, 32]); the layout of each merged axis tells which target dim owns
+    the batch. At batch 1 (size-1 axes fit anywhere) and with seq dynamic too (two dynamic factors
+    in one axis) it is ambiguous: refused, naming the node."""
+    from trtdeploy import verify_dynamic
+
+    m = load_fixture("torch_mha_b2")
+    report = verify_dynamic(m, make_dynamic(m))
+    assert [c["check"] for c in report["checks"]] == ["batch=2 vs original", "batch=4 vs original",
+                                                      "batch=6 vs original"]
     with pytest.raises(TrtDeployError, match=r"node '.*Reshape.*' \(Reshape\) splits dynamic axis"):
-        make_dynamic(load_fixture("torch_mha_b2"))
+        make_dynamic(m, {"input": {0: "batch", 1: "seq"}})
+    with pytest.raises(TrtDeployError, match=r"Reshape.*dynamic axis of size 1"):
+        make_dynamic(load_fixture("torch_mha_b1"))

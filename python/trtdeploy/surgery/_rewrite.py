@@ -4,6 +4,8 @@ dynamic axis (see dims.py for the idea)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -30,6 +32,10 @@ class Rewriter:
         self.shape_of: dict[str, str] = {}
         self.orphans: set[str] = set()
         self.symbols = {d for dims in orig.values() for d in dims if isinstance(d, str)}
+        # (original, probe) sizes of the input dims made dynamic: an axis with such a pair is plain
+        self.sym_pairs = {(o, p) for name in orig for o, p in zip(orig[name], probe[name])
+                          if isinstance(o, int) and isinstance(p, int) and o != p}
+        self.layout: dict[tuple[str, int], tuple[int, int]] = {}
         self.opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 13)
 
     # ---- driver ----------------------------------------------------------------------------
@@ -65,6 +71,32 @@ class Rewriter:
     def _step(self, node: onnx.NodeProto) -> None:
         self.PO.step(node)
         self.PP.step(node)
+        if self.layout and node.op_type != "Reshape":
+            self._carry_layout(node)
+
+    def _carry_layout(self, node: onnx.NodeProto) -> None:
+        """Axes that pass through a node unchanged keep their layout (Transpose permutes them)."""
+        ins = [x for x in node.input if x]
+        if node.op_type == "Transpose" and ins:
+            rank = len(self.dims(ins[0])[0] or [])
+            perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), list(range(rank))[::-1])
+            for i, src in enumerate(perm):
+                if (ins[0], src) in self.layout:
+                    self.layout[(node.output[0], i)] = self.layout[(ins[0], src)]
+            return
+        if node.op_type in ("Shape", "Size", "Flatten", "Squeeze", "Unsqueeze", "Gather", "Slice", "Split",
+                            "Expand", "Tile", "Resize", "Pad"):
+            return
+        for out in node.output:
+            od, pd = self.dims(out)
+            if od is None:
+                continue
+            for i, (o, p) in enumerate(zip(od, pd)):
+                for x in ins:
+                    xo, xp = self.dims(x)
+                    if xo is not None and len(xo) == len(od) and (xo[i], xp[i]) == (o, p) and (x, i) in self.layout:
+                        self.layout[(out, i)] = self.layout[(x, i)]
+                        break
 
     def _data_dependent(self) -> set[str]:
         dep = set(self.inputs)
@@ -248,6 +280,16 @@ class Rewriter:
         self.replace_input(node, k, out)
         return out
 
+    def axis_layout(self, tensor: str, axis: int):
+        """(outer, inner): the axis holds outer * <dynamic size> * inner elements in row-major order,
+        outer/inner static. Plain input-like axes are (1, 1); None when unknown."""
+        if (tensor, axis) in self.layout:
+            return self.layout[(tensor, axis)]
+        o, p = self.dims(tensor)
+        if o is not None and isinstance(o[axis], int) and (o[axis], p[axis]) in self.sym_pairs:
+            return 1, 1
+        return None
+
     def _check_Reshape(self, node, idx) -> bool:
         if len(node.input) < 2:
             return False
@@ -264,31 +306,53 @@ class Rewriter:
         blocks = _factorize(od, resolved) if resolved else None
         if blocks is None:
             return False  # the original shapes do not reshape either: not ours to judge
+        for k in range(1, len(blocks)):  # a size-1 dynamic axis merged into a later block could as well
+            ia = blocks[k][0]             # belong to the block before it: which one is not knowable
+            if len(ia) > 1 and any(a in dyn and od[a] == 1 for a in ia):
+                self.refuse(node, f"merges a dynamic axis of size 1 of '{data}' with its neighbours; at size 1 "
+                                  "it is ambiguous which neighbour it belongs to (export with a batch of 2, or "
+                                  "with dynamic axes)")
+        out = node.output[0]
         fixed, pieces = {}, {}
         for ia, ta in blocks:
             dyn_in = [a for a in ia if a in dyn]
-            if not dyn_in or any(target[p] == -1 or target[p] != target_p[p] for p in ta):
-                continue  # static block, a -1 absorbs it, or the target is computed already
+            if not dyn_in:
+                continue
+            a = dyn_in[0]
+            lay = self.axis_layout(data, a) if len(dyn_in) == 1 else None
+            if lay is not None:  # the block's flat layout: static dims around the dynamic factor
+                lay = (lay[0] * int(np.prod([od[x] for x in ia if x < a], dtype=np.int64)),
+                       lay[1] * int(np.prod([od[x] for x in ia if x > a], dtype=np.int64)))
+            settled = any(target[p] == -1 or target[p] != target_p[p] for p in ta)
             if len(ta) == 1:
                 p = ta[0]
+                if lay is not None:
+                    self.layout[(out, p)] = lay
+                if settled:
+                    continue  # a -1 absorbs it, or the target is computed already
                 if len(ia) == 1 and ia[0] == p and not allowzero:
                     if target[p] != 0:
                         fixed[p] = 0  # Reshape's 0 copies the input's (dynamic) dim
                     continue
-                static = int(np.prod([od[a] for a in ia if a not in dyn], dtype=np.int64))
-                pieces[p] = ([(data, a) for a in dyn_in], static, 1)
+                static = int(np.prod([od[x] for x in ia if x not in dyn], dtype=np.int64))
+                pieces[p] = ([(data, x) for x in dyn_in], static, 1)
                 continue
-            # several target dims: the dynamic factor stays outermost (or innermost) in row-major
-            # order when the dynamic axis leads (or ends) its block, so the first (last) target dim
-            # takes it: e.g. [B, 32] -> [B*4, 8] (a batch folded into attention heads)
-            rule = _absorb(ia, ta, dyn_in, od, resolved)
+            # several target dims: the one that owns the dynamic factor follows from the layout
+            # (e.g. [B, 32] -> [B*4, 8] folds the batch into heads; [16*B] -> [16, B] unfolds it)
+            rule = _place(ta, resolved, lay, int(np.prod([od[x] for x in ia], dtype=np.int64))) if lay else None
             if rule is None:
+                if settled:
+                    continue
                 what = "splits" if len(ia) == 1 else "regroups"
-                self.refuse(node, f"{what} dynamic axis {dyn_in[0]} of '{data}' into the fixed sizes "
+                self.refuse(node, f"{what} dynamic axis {a} of '{data}' into the fixed sizes "
                                   f"{[target[p] for p in ta]}; a -1 there would keep it dynamic, but "
                                   "which output dim owns the dynamic size is ambiguous")
-            p, k, div = rule
-            pieces[p] = ([(data, dyn_in[0])], k, div)
+            p, (o_p, i_p) = rule
+            self.layout[(out, p)] = (o_p, i_p)
+            if not settled:  # target[p] = o_p * S * i_p, with S = Shape(data)[a] / (so * si)
+                so, si = self.axis_layout(data, a)
+                g = math.gcd(o_p * i_p, so * si)
+                pieces[p] = ([(data, a)], o_p * i_p // g, so * si // g)
         if not fixed and not pieces:
             return False
         self.rebuild(node, idx, 1, target, fixed, pieces, f"{node.name or 'reshape'}_shape")
@@ -471,26 +535,27 @@ class Rewriter:
         return False
 
 
-def _absorb(ia, ta, dyn_in, od, resolved):
-    """(target position, mul, div) for a block with one dynamic input axis at its start or end:
-    that target dim becomes dim * mul // div; None when ambiguous."""
-    import math
-
-    if len(dyn_in) != 1 or len(ta) < 2 or len(ia) < 2:
-        return None  # splitting one dynamic dim: which factor is dynamic is not known here
-    a = dyn_in[0]
-    if a == ia[0]:
-        p, rest = ta[0], ta[1:]
-    elif a == ia[-1]:
-        p, rest = ta[-1], ta[:-1]
-    else:
-        return None
-    static_in = int(np.prod([od[x] for x in ia if x != a], dtype=np.int64))
-    rest_prod = int(np.prod([resolved[x] for x in rest], dtype=np.int64))
-    if (od[a] * static_in) % rest_prod or (od[a] * static_in) // rest_prod != resolved[p]:
-        return None
-    g = math.gcd(static_in, rest_prod)
-    return p, static_in // g, rest_prod // g
+def _place(ta: list[int], resolved: list[int], lay: tuple[int, int], flat: int):
+    """Which target dim of a block owns the dynamic factor, given the block's layout (outer, inner)
+    around it: position p with (static dims before p) * o_p = outer and i_p * (after p) = inner.
+    Returns (p, (o_p, i_p)); when several fit (sizes of 1), a dim of its own (o_p = i_p = 1) wins;
+    None when that still leaves a choice or nothing fits."""
+    outer, inner = lay
+    dyn = flat // (outer * inner)
+    if dyn == 1:
+        return None  # a dynamic factor of size 1 fits anywhere: ambiguous
+    fits = []
+    for k, p in enumerate(ta):
+        before = int(np.prod([resolved[q] for q in ta[:k]], dtype=np.int64))
+        after = int(np.prod([resolved[q] for q in ta[k + 1:]], dtype=np.int64))
+        if outer % before or inner % after:
+            continue
+        o_p, i_p = outer // before, inner // after
+        if resolved[p] == o_p * dyn * i_p:
+            fits.append((p, (o_p, i_p)))
+    if len(fits) > 1:
+        fits = [f for f in fits if f[1] == (1, 1)]
+    return fits[0] if len(fits) == 1 else None
 
 
 def _resolve_reshape(od: list[int], target: list[int], allowzero: bool) -> list[int] | None:
