@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ._common import add_model_io, load, log, output_path, save
 
 
@@ -11,8 +13,9 @@ def add_parser(sub):
     p.add_argument("--dims", action="append", metavar="NAME:AXIS=SYMBOL,...",
                    help="axes to make dynamic, e.g. images:0=batch,2=height,3=width (repeatable; "
                         "default: axis 0 of the data inputs, named 'batch')")
-    p.add_argument("--verify", action="store_true",
-                   help="check with onnxruntime at several batch sizes (and a new H/W) against the original")
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
+                   help="check with onnxruntime at several batch sizes (and a new H/W) against the original "
+                        "before writing (default: on when onnxruntime is installed)")
     p.add_argument("--batch-sizes", metavar="N,N,...", help="batch sizes for --verify (default: 1x, 2x, 3x the original)")
     return p
 
@@ -28,7 +31,14 @@ def run(args):
     model = load(args.model)
     log.info("rewriting shapes")
     dyn = make_dynamic(model, spec or None)
-    if args.verify:
+    verify = args.verify
+    if verify is None:
+        import importlib.util
+
+        verify = importlib.util.find_spec("onnxruntime") is not None
+        if not verify:
+            log.warning("not verified: onnxruntime is not installed (pip install onnxruntime, or --no-verify)")
+    if verify:
         from ..verify import verify_dynamic
 
         sizes = [int(x) for x in args.batch_sizes.split(",")] if args.batch_sizes else None
