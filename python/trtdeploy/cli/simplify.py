@@ -8,7 +8,9 @@ from ._common import add_model_io, load, log, output_path, save
 def add_parser(sub):
     p = sub.add_parser("simplify", help="constant-fold and clean with onnxslim/onnxsim, keeping dynamic dims")
     add_model_io(p)
-    p.add_argument("--input-shapes", metavar="NAME:DxD,...", help="shapes to guide folding (dims stay as they are)")
+    p.add_argument("--input-shapes", metavar="NAME:DxD,...",
+                   help="shapes for onnxsim's check run of a dynamic model (onnxslim needs none); "
+                        "the model keeps its own input dims either way")
     return p
 
 

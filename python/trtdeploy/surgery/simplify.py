@@ -39,11 +39,10 @@ def simplify(model: onnx.ModelProto, input_shapes: dict[str, list[int]] | None =
 
 
 def _with_onnxslim(slim, model, input_shapes):
-    kwargs = {}
-    if input_shapes:
-        log.info("input shapes are only used for folding; the model keeps its own input dims")
+    if input_shapes:  # onnxslim would make the inputs static with them: not what simplify promises
+        log.info("onnxslim folds without sample shapes; --input-shapes is only used by onnxsim")
     try:
-        return slim.slim(model, **kwargs)
+        return slim.slim(model)
     except Exception as exc:  # noqa: BLE001
         raise TrtDeployError(f"onnxslim failed: {exc}") from None
 
