@@ -9,7 +9,6 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .errors import TrtDeployError
 
 
 def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -165,19 +164,6 @@ def format_dims(dims: list[int | str | None] | None) -> str:
     if dims is None:
         return "?"
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
-
-
-def find_value_info(graph: onnx.GraphProto, name: str) -> onnx.ValueInfoProto | None:
-    for vi in itertools.chain(graph.input, graph.output, graph.value_info):
-        if vi.name == name:
-            return vi
-    return None
-
-
-def require_tensor(model: onnx.ModelProto, name: str, what: str = "tensor") -> None:
-    if name not in all_names(model):
-        raise TrtDeployError(f"no {what} named '{name}' in the model; "
-                             "`trtdeploy inspect --nodes MODEL` lists the names")
 
 
 def fold_constant(model: onnx.ModelProto, name: str):

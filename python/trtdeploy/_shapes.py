@@ -1,49 +1,9 @@
-"""Shape inference on a weight-free skeleton of the model (fast, and fine for models over 2 GB)."""
+"""Shape inference, node by node, with the values of small tensors (shape vectors) tracked."""
 
 from __future__ import annotations
 
-import itertools
-
 import onnx
 from onnx import helper
-
-from ._graph import dims_of, elem_type
-
-_SMALL = 4096  # initializers up to this many elements stay (shape constants live here)
-
-
-def skeleton(model: onnx.ModelProto, input_dims: dict[str, list] | None = None) -> onnx.ModelProto:
-    """The model without its large initializers (they become typed graph inputs), optionally with
-    some graph inputs re-shaped (ints = static, str = symbolic, None = unknown)."""
-    g = model.graph
-    skel = onnx.ModelProto()
-    skel.ir_version = max(model.ir_version, 4)
-    skel.opset_import.extend(model.opset_import)
-    skel.functions.extend(model.functions)
-    sg = skel.graph
-    sg.name = g.name
-    sg.node.extend(g.node)
-    for vi in g.output:  # declared output shapes may be stale: let inference recompute them
-        out = sg.output.add()
-        out.CopyFrom(vi)
-        if out.type.HasField("tensor_type"):
-            out.type.tensor_type.ClearField("shape")
-    sg.sparse_initializer.extend(g.sparse_initializer)
-    input_names = {i.name for i in g.input}
-    for vi in g.input:
-        new = sg.input.add()
-        new.CopyFrom(vi)
-        if input_dims and vi.name in input_dims:
-            set_dims(new, input_dims[vi.name])
-    for t in g.initializer:
-        n = 1
-        for d in t.dims:
-            n *= d
-        if n <= _SMALL and t.data_location != onnx.TensorProto.EXTERNAL:
-            sg.initializer.append(t)
-        elif t.name not in input_names:
-            sg.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
-    return skel
 
 
 def set_dims(vi: onnx.ValueInfoProto, dims: list) -> None:
@@ -55,34 +15,6 @@ def set_dims(vi: onnx.ValueInfoProto, dims: list) -> None:
             dim.dim_param = d
         elif d is not None:
             dim.dim_value = int(d)
-
-
-def infer(model: onnx.ModelProto, input_dims: dict[str, list] | None = None,
-          keep_value_info: bool = False,
-          hints: dict[str, tuple[int, list]] | None = None) -> dict[str, tuple[int, list | None]]:
-    """name -> (elem_type, dims) for every tensor shape inference can type in the main graph.
-
-    hints: shapes known by other means (name -> (elem_type, dims)), for tensors whose shape
-    onnx's inference cannot derive (e.g. a Reshape to a computed target)."""
-    skel = skeleton(model, input_dims)
-    if keep_value_info:
-        skel.graph.value_info.extend(model.graph.value_info)
-    for name, (elem, dims) in (hints or {}).items():
-        skel.graph.value_info.append(helper.make_tensor_value_info(name, elem, dims))
-    try:
-        inferred = onnx.shape_inference.infer_shapes(skel, strict_mode=False, data_prop=True)
-    except Exception:  # custom domains, broken models: fall back to what the file declares
-        inferred = skel
-    out: dict[str, tuple[int, list | None]] = {}
-    for vi in itertools.chain(inferred.graph.input, inferred.graph.value_info, inferred.graph.output):
-        if vi.type.HasField("tensor_type"):
-            prev = out.get(vi.name)
-            dims = dims_of(vi)
-            if prev is None or (prev[1] is None and dims is not None):
-                out[vi.name] = (elem_type(vi), dims)
-    for t in inferred.graph.initializer:
-        out[t.name] = (t.data_type, list(t.dims))
-    return out
 
 
 # ---- node-by-node propagation with values of small integer tensors ------------------------------
@@ -137,8 +69,7 @@ class Propagator:
     """Node-by-node shape (and small-value) propagation over one graph, one step() per node in
     order; graph edits ahead of the current node just need step() on the new/changed nodes."""
 
-    def __init__(self, model: onnx.ModelProto, input_dims: dict[str, list] | None = None,
-                 hints: dict[str, tuple[int, list]] | None = None):
+    def __init__(self, model: onnx.ModelProto, input_dims: dict[str, list] | None = None):
         import numpy as np
         from onnx import numpy_helper
 
@@ -146,7 +77,6 @@ class Propagator:
         self.opsets = {(o.domain or ""): o.version for o in model.opset_import}
         self.types: dict[str, onnx.TypeProto] = {}
         self.values: dict = {}
-        self.hints = hints or {}
         self._cache: dict[str, tuple] = {}
         g = model.graph
         for vi in g.input:
@@ -223,9 +153,7 @@ class Propagator:
             except Exception:  # noqa: BLE001 - inconsistent shapes: outputs unknown
                 out_types = {}
         for o in node.output:
-            if o in self.hints:
-                self._set(o, *self.hints[o])
-            elif o in out_types:
+            if o in out_types:
                 types[o] = out_types[o]
             else:
                 types.pop(o, None)
@@ -257,16 +185,11 @@ class Propagator:
         return {name: self.get(name) for name, tp in self.types.items() if tp.HasField("tensor_type")}
 
 
-def propagate(model: onnx.ModelProto, input_dims: dict[str, list] | None = None,
-              hints: dict[str, tuple[int, list]] | None = None,
-              values_out: dict | None = None) -> dict[str, tuple[int, list | None]]:
-    """name -> (elem_type, dims) for the main graph, node by node (see the comment above).
-    values_out, when given, receives the values of the small tensors (shape vectors)."""
-    p = Propagator(model, input_dims, hints)
+def propagate(model: onnx.ModelProto, input_dims: dict[str, list] | None = None) -> dict[str, tuple[int, list | None]]:
+    """name -> (elem_type, dims) for the main graph, node by node (see the comment above)."""
+    p = Propagator(model, input_dims)
     for node in model.graph.node:
         p.step(node)
-    if values_out is not None:
-        values_out.update(p.values)
     return p.shapes()
 
 
