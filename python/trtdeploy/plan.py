@@ -222,9 +222,11 @@ def _check_symbols(where, inputs, profile) -> None:
                     v = profile[name][kind][axis]
                     if d in seen and seen[d][2] != v:
                         n0, a0, v0 = seen[d]
+                        hint = " (the exporter wrote '?' for unknown dims, and TensorRT reads it as a name)" \
+                            if not d.replace("_", "a").replace(".", "a").isalnum() else ""
                         raise TrtDeployError(f"{where}: input '{n0}' dim {a0} and input '{name}' dim {axis} are both "
-                                             f"'{d}' but their {kind} sizes differ ({v0} and {v}); dims that share a "
-                                             "name must share a size")
+                                             f"'{d}' but their {kind} sizes differ ({v0} and {v}); TensorRT takes dims "
+                                             f"that share a name for one dim, so they must share a size{hint}")
                     seen.setdefault(d, (name, axis, v))
 
 
@@ -361,8 +363,8 @@ def format_plan(plan: BuildPlan) -> str:
     for i, prof in enumerate(plan.profiles):
         lines.append(f"profile {i}:")
         for name, r in prof.items():
-            lines.append(f"  {name}: min {'x'.join(map(str, r['min']))}  opt {'x'.join(map(str, r['opt']))}  "
-                         f"max {'x'.join(map(str, r['max']))}")
+            dims = {k: "x".join(map(str, r[k])) or "scalar" for k in KINDS}
+            lines.append(f"  {name}: min {dims['min']}  opt {dims['opt']}  max {dims['max']}")
     plugins = ", ".join(plan.plugins) or "none"
     if plan.tensorrt_version is None and YOLO_OP in plan.plugin_ops and len(plan.plugins) > 1:
         plugins += " (one per TensorRT major: the build loads the one for the installed TensorRT)"
