@@ -129,6 +129,7 @@ MODELS = {  # id: (fixture, class count or None = as exported, max_detections)
     "p5_nc1": ("yolov5_p5_op13", 1, 0),
     "p6_nc20": ("yolov5_p6_op13", None, 0),
     "p6_nc7_maxdet100": ("yolov5_p6_op13", 7, 100),
+    "p5_nc3_maxdet_above_total": ("yolov5_p5_op13", 3, 10**6),  # min(total, max_detections) = total
 }
 _cache: dict = {}
 

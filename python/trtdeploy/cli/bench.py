@@ -37,12 +37,9 @@ def run(args):
     from .. import io
     from ..bench.stats import compare_padded, engine_markdown, summarize, write_report
     from ..errors import TrtDeployError
-    from ..plan import ProfileSpec, make_plan
-    from ..runtime import parse_shapes
+    from ..plan import ProfileSpec, make_plan, parse_shape_flag
 
-    configs = [parse_shapes(s) for s in args.shapes]
-    if any(not c for c in configs):
-        raise TrtDeployError("--shapes needs NAME:DxDxD, e.g. images:1x3x640x640")
+    configs = [parse_shape_flag("--shapes", s) for s in args.shapes]
     is_model = args.target.endswith(".onnx")
     if args.compare_padded and not is_model:
         raise TrtDeployError("--compare-padded builds a static-batch engine: give the .onnx MODEL, not an engine")
