@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 #include "bindings.h"
+#include "build_config.h"
 
 namespace py = pybind11;
 
@@ -10,6 +11,8 @@ namespace py = pybind11;
 #endif
 
 static py::dict build_info() {
+  using trtdeploy::PluginLibraryInfo;
+  using trtdeploy::kPluginLibraries;
   py::dict d;
   d["version"] = TRTDEPLOY_VERSION;
   d["compiler"] =
@@ -30,6 +33,18 @@ static py::dict build_info() {
   d["cuda_version"] = py::none();
   d["cuda_architectures"] = py::none();
 #endif
+  // One entry per TensorRT plugin library built (one per TensorRT major whose headers were found).
+  py::list plugins;
+  for (const PluginLibraryInfo* p = kPluginLibraries; p->library != nullptr; ++p) {
+    py::dict row;
+    row["library"] = p->library;
+    row["tensorrt_major"] = p->tensorrt_major;
+    row["tensorrt_version"] = p->tensorrt_version;
+    row["tensorrt_headers"] = p->tensorrt_headers;
+    row["host"] = *p->host ? py::object(py::str(p->host)) : py::object(py::none());
+    plugins.append(row);
+  }
+  d["tensorrt_plugins"] = plugins;
   py::list parts;
   parts.append("build_info");
   for (const char* p : trtdeploy::compiled_parts()) parts.append(p);

@@ -11,7 +11,7 @@ from conftest import fixture_path, load_fixture, ort_run, run_cli
 
 from trtdeploy import TrtDeployError, make_dynamic
 from trtdeploy.bench.stats import compare_padded, engine_markdown, summarize, write_report
-from trtdeploy.plan import ProfileSpec, add_shapes, make_plan, plan_profiles
+from trtdeploy.plan import ProfileSpec, add_shapes, make_plan, plan_profiles, profile_specs
 from trtdeploy.surgery.fp16 import to_fp16, verify_fp16
 
 DYN = "yolov5_p5_dynamic_op12"  # images: [batch, 3, height, width]
@@ -40,10 +40,120 @@ def test_profiles_from_shapes_and_batch():
 
 def test_dynamic_dim_without_value_names_it():
     m = load_fixture(DYN)
-    with pytest.raises(TrtDeployError, match=r"'images' dim 2 'height' is dynamic"):
-        plan_profiles(m, [spec(batch=(1, 8, 32))])
-    with pytest.raises(TrtDeployError, match=r"'images' dim 0 'batch'"):
+    with pytest.raises(TrtDeployError, match=r"2 dynamic dims have no size: 'images' dim 2 'height', 'images' dim 3 "
+                                             r"'width'; give them, e.g. --min-shapes images:1x3x640x640 "
+                                             r"--opt-shapes images:8x3x640x640 --max-shapes images:32x3x640x640"):
+        plan_profiles(m, [spec(batch=(1, 8, 32))])  # the given batch sizes are in the example
+    with pytest.raises(TrtDeployError, match=r"3 dynamic dims have no size: 'images' dim 0 'batch', 'images' dim 2 "
+                                             r"'height', 'images' dim 3 'width'"):
         plan_profiles(m, [])
+    batch_only = make_dynamic(load_fixture("yolov5_p5_op13"))
+    with pytest.raises(TrtDeployError, match=r"1 dynamic dim has no size: 'images' dim 0 'batch'; .* or --batch 1:8:32"):
+        plan_profiles(batch_only, [])
+
+
+def test_missing_dims_message_is_ready_to_paste(tmp_path):
+    """The example in the message is a working set of flags for the same model."""
+    import re
+    import shlex
+
+    two = two_input_model(tmp_path)
+    for path in (fixture_path(DYN), two):
+        proc = run_cli("build", path, "--dry-run")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+        example = re.search(r"e\.g\. (--min-shapes .*) \(example sizes", proc.stderr).group(1)
+        again = run_cli("build", path, "--dry-run", "--json", *shlex.split(example))
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["profiles"][0]
+
+
+def two_input_model(tmp_path, name="two.onnx"):
+    """a [batch, seq], b [batch, seq, 4] -> out: two inputs sharing the dims 'batch' and 'seq'."""
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    g = helper.make_graph(
+        [helper.make_node("Unsqueeze", ["a", "axes"], ["a3"]), helper.make_node("Add", ["a3", "b"], ["out"])], "two",
+        [helper.make_tensor_value_info("a", TP.FLOAT, ["batch", "seq"]),
+         helper.make_tensor_value_info("b", TP.FLOAT, ["batch", "seq", 4])],
+        [helper.make_tensor_value_info("out", TP.FLOAT, ["batch", "seq", 4])],
+        [onnx.numpy_helper.from_array(np.array([2], np.int64), "axes")])
+    path = tmp_path / name
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_shared_dim_names_zero_sizes_and_duplicates(tmp_path):
+    m = onnx.load(str(two_input_model(tmp_path)))
+    ok = plan_profiles(m, [spec(opt="a:2x7,b:2x7x4")])
+    assert ok[0]["b"]["max"] == [2, 7, 4]
+    with pytest.raises(TrtDeployError, match=r"input 'a' dim 0 and input 'b' dim 0 are both 'batch' but their opt "
+                                             r"sizes differ \(2 and 3\)"):
+        plan_profiles(m, [spec(opt="a:2x7,b:3x7x4")])
+    with pytest.raises(TrtDeployError, match=r"are both 'seq' but their min sizes differ"):
+        plan_profiles(m, [spec(min="a:1x1,b:1x2x4", opt="a:2x7,b:2x7x4")])
+    with pytest.raises(TrtDeployError, match=r"input 'a' dim 1: min 0 makes a 0-size dim"):
+        plan_profiles(m, [spec(min="a:1x0,b:1x0x4", opt="a:2x7,b:2x7x4")])
+    with pytest.raises(TrtDeployError, match=r"--opt-shapes a:2x7,a:3x7: input 'a' is given twice"):
+        profile_specs([[("opt", "--opt-shapes", "a:2x7,a:3x7")]])
+    with pytest.raises(TrtDeployError, match=r"--optShapes: input 'a' already has opt shapes in the profile \(from "
+                                             r"--opt-shapes a:2x7\)"):
+        profile_specs([[("opt", "--opt-shapes", "a:2x7"), ("opt", "--optShapes", "a:3x7")]])
+    with pytest.raises(TrtDeployError, match=r"--batch is given twice in profile 1"):
+        profile_specs([[], [("batch", "--batch", "1:2:3"), ("batch", "--batch", "1:2:4")]])
+    # one input per repeated flag, and the same input in the next profile, are fine
+    specs = profile_specs([[("opt", "--opt-shapes", "a:2x7"), ("opt", "--opt-shapes", "b:2x7x4")],
+                           [("opt", "--opt-shapes", "a:1x7,b:1x7x4")]])
+    assert [p["a"]["opt"] for p in plan_profiles(m, specs)] == [[2, 7], [1, 7]]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--min-shapes", "images:1,3,640,640"], "--min-shapes images:1,3,640,640: dims are separated by 'x' and inputs "
+                                             "by ','"),
+    (["--opt-shapes", "images=1x3x640x640"], "--opt-shapes images=1x3x640x640: shape 'images=1x3x640x640'"),
+    (["--maxShapes", "images:1x3x640x"], "--maxShapes images:1x3x640x: shape 'images:1x3x640x': dims must be"),
+    (["--batch", "1:8"], "--batch 1:8: expected MIN:OPT:MAX"),
+    (["--batch", "0:1:8"], "--batch 0:1:8: batch sizes start at 1"),
+    (["--batch", "8:1:32"], "--batch 8:1:32: needs MIN <= OPT <= MAX"),
+    (["--opt-shapes", ""], "--opt-shapes is empty"),
+    (["--opt-shapes", "images:1x3x64x64,images:2x3x64x64"], "input 'images' is given twice"),
+    (["--min-shapes", "images:1x3x64x64", "--minShapes", "images:1x3x64x64"], "already has min shapes"),
+])
+def test_malformed_profile_flags_are_one_line(flags, message):
+    proc = run_cli("build", fixture_path(DYN), "--dry-run", *flags)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and message in proc.stderr, proc.stderr
+
+
+def test_trtexec_spellings_are_aliases():
+    args = ["images:1x3x320x320", "images:8x3x640x640", "images:32x3x640x640"]
+    dashed = run_cli("build", fixture_path(DYN), "--dry-run", "--json", "--min-shapes", args[0], "--opt-shapes",
+                     args[1], "--max-shapes", args[2])
+    camel = run_cli("build", fixture_path(DYN), "--dry-run", "--json", "--minShapes", args[0], "--optShapes",
+                    args[1], "--maxShapes", args[2])
+    assert dashed.returncode == camel.returncode == 0, camel.stderr
+    assert json.loads(dashed.stdout)["profiles"] == json.loads(camel.stdout)["profiles"]
+
+
+def test_dry_run_refuses_what_cannot_build(tmp_path):
+    from trtdeploy.yolo.patch import patch
+
+    patched = tmp_path / "p.onnx"
+    onnx.save(patch(make_dynamic(load_fixture("yolov5_p5_op13"))), str(patched))
+    proc = run_cli("build", patched, "--dry-run", "--batch", "1:2:4", "--plugins", tmp_path / "nope.so")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "profile 0:" in proc.stdout and "MISSING: --plugins" in proc.stdout  # the plan is still shown
+    assert proc.stderr.strip().splitlines() == [f"trtdeploy build: error: --plugins {tmp_path / 'nope.so'}: no such file"]
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.onnx"
+    text.write_text("this is not a model\n")
+    for path in (empty, text):
+        proc = run_cli("build", path, "--dry-run")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr, proc.stderr
+    proc = run_cli("build", fixture_path("yolov5_p5_op13"), "--dry-run", "--timing-cache", tmp_path)
+    assert proc.returncode == 1 and "is a folder" in proc.stderr
 
 
 def test_static_dims_and_order_checked():
@@ -61,6 +171,7 @@ def test_static_dims_and_order_checked():
 
 
 def test_plan_dict_and_plugins(tmp_path):
+    from trtdeploy._info import plugin_libraries
     from trtdeploy.yolo.patch import patch
 
     m = make_dynamic(load_fixture("yolov5_p5_op13"))
@@ -68,17 +179,178 @@ def test_plan_dict_and_plugins(tmp_path):
                      timing_cache="cache.bin")
     d = plan.to_dict()
     assert d["profiles"][0]["images"]["max"] == [8, 3, 128, 128]
-    assert d["precision"] == "fp16" and "TensorRT 11" in d["precision_how"]
-    assert d["plugins"] == [] and d["outputs"]["output0"]["shape"] == ["batch", 1008, 85]
+    assert d["precision"] == "fp16" and "TensorRT 11" in d["precision_how"] and d["tensorrt_version"] is None
+    assert d["plugins"] == [] and d["plugin_ops"] == [] and d["outputs"]["output0"]["shape"] == ["batch", 1008, 85]
     patched = patch(m)
-    from trtdeploy._info import plugin_library
-
+    built = {row["tensorrt_major"]: row["library"] for row in plugin_libraries()}
     planned = make_plan(patched, "p.onnx", "p.engine", [spec(batch=(1, 4, 8))])
-    if plugin_library() is None:  # built without TensorRT: the plan says what is missing
-        assert "plugin library was not built" in planned.missing[0]
-    else:
-        assert planned.plugins == [plugin_library()] and not planned.missing
-    assert make_plan(patched, "p.onnx", "p.engine", [spec(batch=(1, 4, 8))], plugins=["/x/lib.so"]).plugins == ["/x/lib.so"]
+    assert planned.plugin_ops == ["YoloLayer_TRT"]
+    if not built:  # built without TensorRT headers: the plan says what is missing
+        assert "installed without it" in planned.missing[0]
+    else:  # no TensorRT here: every library is listed, the build picks the one for its major
+        assert planned.plugins == list(built.values()) and not planned.missing
+    for version, major in (("10.8.0", 10), ("11.1.0", 11)):
+        p = make_plan(patched, "p.onnx", "p.engine", [spec(batch=(1, 4, 8))], tensorrt_version=version)
+        if major in built:
+            assert p.plugins == [built[major]] and not p.missing
+        else:
+            assert f"the installed TensorRT is {version}" in p.missing[0] or "installed without it" in p.missing[0]
+    user = make_plan(patched, "p.onnx", "p.engine", [spec(batch=(1, 4, 8))], plugins=["/x/lib.so"])
+    assert user.missing == ["--plugins /x/lib.so: no such file"]
+    lib = tmp_path / "libmine.so"
+    lib.write_bytes(b"")
+    user = make_plan(patched, "p.onnx", "p.engine", [spec(batch=(1, 4, 8))], plugins=[str(lib)], tensorrt_version="12.0")
+    assert user.plugins == [str(lib)] and not user.missing  # with --plugins, theirs may provide YoloLayer_TRT
+
+
+ROWS = [{"library": "/lib/libtrtdeploy_plugins_trt10.so", "tensorrt_major": 10, "tensorrt_version": "10.16.1"},
+        {"library": "/lib/libtrtdeploy_plugins_trt11.so", "tensorrt_major": 11, "tensorrt_version": "11.1.0"}]
+
+
+def test_plugin_library_matches_the_tensorrt_major():
+    from trtdeploy._info import select_plugin_library
+
+    assert select_plugin_library(ROWS, "10.8.0.43") == ROWS[0]["library"]
+    assert select_plugin_library(ROWS, "11.0.0") == ROWS[1]["library"]
+    with pytest.raises(TrtDeployError, match=r"the installed TensorRT is 11\.1\.0 but trtdeploy's YoloLayer_TRT plugin "
+                                             r"was built for TensorRT 10\.16\.1 \(libtrtdeploy_plugins_trt10\.so\) only"):
+        select_plugin_library(ROWS[:1], "11.1.0")
+    with pytest.raises(TrtDeployError, match=r"TensorRT is 12\.0\.1 but .* 10\.16\.1 .*, 11\.1\.0 .* TensorRT 12 include"):
+        select_plugin_library(ROWS, "12.0.1")
+    with pytest.raises(TrtDeployError, match="installed without it"):
+        select_plugin_library([], "10.8.0")
+
+
+def test_plugin_plan_without_a_built_library(monkeypatch):
+    import trtdeploy._info as info
+    from trtdeploy.plan import plugin_plan
+
+    monkeypatch.setattr(info, "plugin_libraries", lambda: [])  # as installed without TensorRT headers
+    libs, missing = plugin_plan(["YoloLayer_TRT"], [], None)
+    assert libs == [] and "installed without it" in missing[0]
+    assert plugin_plan(["SomethingElse"], [], "10.16.1") == ([], [])
+    monkeypatch.setattr(info, "plugin_libraries", lambda: ROWS[:1])
+    assert "TensorRT is 11.1.0 but" in plugin_plan(["YoloLayer_TRT"], [], "11.1.0")[1][0]
+
+
+def test_engine_plugins_from_sidecar_or_engine_bytes(tmp_path):
+    from trtdeploy._info import plugin_libraries
+    from trtdeploy.plan import engine_plugins
+
+    built = {row["tensorrt_major"]: row["library"] for row in plugin_libraries()}
+    if 10 not in built:
+        pytest.skip("no TensorRT 10 plugin library in this build")
+    elsewhere = "/old/venv/site-packages/trtdeploy/lib/libtrtdeploy_plugins_trt10.so"
+    sidecar = {"plugins": [elsewhere], "plugin_ops": ["YoloLayer_TRT"], "tensorrt_version": "10.16.1"}
+    assert engine_plugins(sidecar, False, [], "10.16.1") == ([built[10]], [])  # re-resolved for this install
+    libs, notes = engine_plugins(None, True, [], "10.16.1")
+    assert libs == [built[10]] and "its bytes name YoloLayer_TRT" in notes[0]
+    assert engine_plugins(None, False, [], "10.16.1") == ([], [])
+    assert engine_plugins({"plugins": [], "plugin_ops": []}, True, [], "10.16.1") == ([], [])  # the sidecar knows
+    mine = tmp_path / "libmine.so"
+    with pytest.raises(TrtDeployError, match=r"built with plugin library .*libmine.so \(per its sidecar\), which does "
+                                             r"not exist here"):
+        engine_plugins({"plugins": [str(mine)], "plugin_ops": ["Mine"]}, False, [], "10.16.1")
+    mine.write_bytes(b"")
+    assert engine_plugins({"plugins": [str(mine), elsewhere], "plugin_ops": ["Mine", "YoloLayer_TRT"]}, False, [],
+                          "10.16.1") == ([str(mine), built[10]], [])
+    with pytest.raises(TrtDeployError, match="the installed TensorRT is 12.0.0"):
+        engine_plugins(sidecar, False, [], "12.0.0")
+
+
+@pytest.mark.parametrize("precision, major, typed, flag, convert", [
+    ("fp32", 10, False, None, None), ("fp32", 11, False, None, None),
+    ("fp16", 10, False, "FP16", None), ("fp16", 10, True, None, "fp16"), ("fp16", 11, False, None, "fp16"),
+    ("bf16", 10, False, "BF16", None), ("bf16", 10, True, "refuse", None), ("bf16", 11, False, "refuse", None),
+])
+def test_precision_strategy(precision, major, typed, flag, convert):
+    from trtdeploy.plan import precision_strategy
+
+    if flag == "refuse":  # never a float32 engine recorded as bf16
+        with pytest.raises(TrtDeployError, match="--bf16 needs a weakly typed network"):
+            precision_strategy(precision, major, typed)
+        return
+    s = precision_strategy(precision, major, typed)
+    assert (s["builder_flag"], s["convert"]) == (flag, convert)
+    assert s["strongly_typed"] == (typed or major >= 11)
+
+
+def test_fp16_pass_is_the_plan_for_strongly_typed_builds(tmp_path):
+    """`build` and `bench` share make_plan + build_engine: on TensorRT 11 the fp16 graph pass is in the
+    plan, and prepare_model (TensorRT's input) really is the float16 model, checked in onnxruntime."""
+    from trtdeploy.trt.build import make_sidecar, prepare_model
+
+    m = make_dynamic(load_fixture("yolov5_p5_op13"))
+    path = tmp_path / "m.onnx"
+    onnx.save(m, str(path))
+    plan = make_plan(m, str(path), str(tmp_path / "m.engine"), [spec(batch=(1, 2, 4))], precision="fp16",
+                     tensorrt_version="11.1.0")
+    assert plan.convert == "fp16" and plan.builder_flag is None and plan.strongly_typed
+    half = onnx.load(prepare_model(plan, str(tmp_path)))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in half.graph.initializer)
+    weak = make_plan(m, str(path), "m.engine", [spec(batch=(1, 2, 4))], precision="fp16", tensorrt_version="10.16.1")
+    assert weak.builder_flag == "FP16" and prepare_model(weak, str(tmp_path)) == str(path)
+    with pytest.raises(TrtDeployError, match="--bf16 needs a weakly typed network"):
+        make_plan(m, str(path), "m.engine", [spec(batch=(1, 2, 4))], precision="bf16", tensorrt_version="11.1.0")
+    side = make_sidecar(plan, "11.1.0", 1.0)
+    assert side["plugins"] == [] and side["plugin_ops"] == [] and side["precision"] == "fp16"
+
+
+def test_tensorrt_dtypes_map_to_torch():
+    from trtdeploy.trt.runtime import TORCH_DTYPES, torch_dtype_name
+
+    # tensorrt.DataType members in the 10.16 and 11.1 bindings (python/src/infer/pyFoundationalTypes.cpp)
+    members = {"FLOAT", "HALF", "BF16", "INT8", "INT32", "INT64", "BOOL", "UINT8", "FP8", "INT4", "FP4", "E8M0"}
+    assert set(TORCH_DTYPES) == members
+    assert torch_dtype_name("INT64", "x") == "int64" and torch_dtype_name("UINT8", "x") == "uint8"
+    assert torch_dtype_name("FP8", "x") == "float8_e4m3fn"
+    with pytest.raises(TrtDeployError, match="engine tensor 'w' is int4"):
+        torch_dtype_name("INT4", "w")
+    try:
+        import torch
+    except ImportError:
+        return
+    assert all(getattr(torch, name) is not None for name in TORCH_DTYPES.values() if name)
+
+
+class _Registry:
+    """Stands in for tensorrt's IPluginRegistry as its bindings document it: load_library returns a
+    handle, or None on failure (including plugins already registered); get_creator returns None when
+    no creator of that name/version/namespace is registered."""
+
+    def __init__(self, fail=(), registered=()):
+        self.fail, self.registered, self.loaded = set(fail), set(registered), []
+
+    def load_library(self, path):
+        self.loaded.append(path)
+        return None if path in self.fail else object()
+
+    def get_creator(self, name, version, namespace=""):
+        return object() if (name, version, namespace) in self.registered else None
+
+
+def test_load_plugins_checks_return_values(tmp_path, monkeypatch):
+    import types
+
+    import trtdeploy.trt as trt_pkg
+
+    monkeypatch.setattr(trt_pkg, "_loaded", {})
+    a, bundled = tmp_path / "liba.so", tmp_path / "libtrtdeploy_plugins_trt10.so"
+    a.write_bytes(b"")
+    bundled.write_bytes(b"")
+    registry = _Registry(fail={str(a)})
+    fake = types.SimpleNamespace(__version__="10.16.1", get_plugin_registry=lambda: registry)
+    with pytest.raises(TrtDeployError, match=r"TensorRT 10.16.1 could not load plugin library .*liba.so"):
+        trt_pkg.load_plugins(fake, [str(a)])
+    registry.fail.clear()
+    trt_pkg.load_plugins(fake, [str(a), str(a)])
+    trt_pkg.load_plugins(fake, [str(a)])  # a second build in the same process: loaded once
+    assert registry.loaded == [str(a), str(a)]  # the failed attempt, then one load
+    registry.registered.add(("YoloLayer_TRT", "1", ""))
+    trt_pkg.load_plugins(fake, [str(bundled)])  # already provided: not loaded again (it would fail)
+    assert str(bundled) not in registry.loaded
+    with pytest.raises(TrtDeployError, match="does not exist"):
+        trt_pkg.load_plugins(fake, [str(tmp_path / "gone.so")])
 
 
 def test_cli_dry_run_json_and_errors(tmp_path):
@@ -162,3 +434,21 @@ def test_stats_and_padded_report(tmp_path):
     paths = write_report(tmp_path, "engine_bench", result, engine_markdown(result))
     assert json.loads(paths[0].read_text())["padded"][0]["padded_over_dynamic"] == 8.0
     assert "8.00x" in paths[1].read_text()
+
+
+def test_doctor_lists_each_plugin_library_with_its_tensorrt_version():
+    from trtdeploy import _C
+    from trtdeploy._info import plugin_libraries
+
+    rows = plugin_libraries()
+    assert [(r["tensorrt_major"], r["tensorrt_version"]) for r in rows] == \
+        [(r["tensorrt_major"], r["tensorrt_version"]) for r in _C.build_info()["tensorrt_plugins"]]
+    text = run_cli("doctor").stdout
+    info = json.loads(run_cli("doctor", "--json").stdout)
+    assert [r["library"] for r in info["tensorrt_plugins"]] == [r["library"] for r in rows]
+    for r in rows:
+        assert r["library"].endswith(f"libtrtdeploy_plugins_trt{r['tensorrt_major']}.so")
+        assert r["tensorrt_version"].startswith(f"{r['tensorrt_major']}.")
+        assert f"{r['library']} (built for TensorRT {r['tensorrt_version']})" in text
+    if not rows:
+        assert "TensorRT plugin    not built" in text

@@ -1,7 +1,12 @@
 // YoloLayer_TRT IPluginV3 + creator. Thin: shapes, types, fields and the kernel call; the decode
-// semantics live in yoloDecode.h and are tested without TensorRT.
+// semantics live in yoloDecode.h and are tested without TensorRT. Every entry point is noexcept and
+// says why it fails through TensorRT's logger ("YoloLayer_TRT (layer) where: what").
 #include "yoloLayerPlugin.h"
 
+#include <cuda_runtime_api.h>
+
+#include <climits>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -20,14 +25,30 @@ namespace {
 std::mutex gLoggerMutex;
 ILoggerFinder* gLoggerFinder = nullptr;
 
-void logError(char const* where, char const* what) noexcept {
+void logMessage(ILogger::Severity severity, std::string const& msg) noexcept {
   try {
     std::lock_guard<std::mutex> lock(gLoggerMutex);
     ILogger* logger = gLoggerFinder ? gLoggerFinder->findLogger() : nullptr;
-    std::string msg = std::string(kPluginName) + " " + where + ": " + what;
-    if (logger) logger->log(ILogger::Severity::kERROR, msg.c_str());
+    if (logger) logger->log(severity, msg.c_str());
   } catch (...) {
   }
+}
+
+void logError(std::string const& name, char const* where, char const* what) noexcept {
+  try {
+    std::string msg = kPluginName;
+    if (!name.empty()) msg += " (" + name + ")";
+    logMessage(ILogger::Severity::kERROR, msg + " " + where + ": " + what);
+  } catch (...) {
+  }
+}
+
+// By DataType value, so that the table compiles against every TensorRT 10/11 header set.
+char const* typeName(DataType t) {
+  static char const* const kNames[] = {"float32", "float16", "int8",  "int32", "bool", "uint8",
+                                       "fp8",     "bfloat16", "int64", "int4",  "fp4",  "e8m0"};
+  auto const i = static_cast<int32_t>(t);
+  return i >= 0 && i < static_cast<int32_t>(sizeof(kNames) / sizeof(kNames[0])) ? kNames[i] : "an unknown type";
 }
 
 AttrSpec const* findSpec(char const* name) {
@@ -42,6 +63,28 @@ bool isParserAttribute(char const* name) {
   return false;
 }
 
+std::string str(int64_t v) { return std::to_string(v); }
+
+// The checks shared by build (dims may be -1) and runtime (all dims known): one level's rank,
+// type, channels and batch against level 0. Returns "" or what is wrong.
+std::string checkLevel(int32_t l, Dims const& d, DataType type, Dims const& d0, DataType type0, int64_t na,
+                       int32_t nc) {
+  std::string const in = "input " + str(l);
+  if (d.nbDims != 4)
+    return in + " has " + str(d.nbDims) + " dims; each level must be [B, na*(nc+5), H, W]";
+  if (type != DataType::kFLOAT && type != DataType::kHALF)
+    return in + " is " + typeName(type) + "; the levels must be float32 or float16";
+  if (type != type0)
+    return in + " is " + typeName(type) + " but input 0 is " + typeName(type0) + "; all levels must share one type";
+  int64_t const channels = na * (nc + 5);
+  if (d.d[1] >= 0 && d.d[1] != channels)
+    return in + " has " + str(d.d[1]) + " channels; num_anchors * (num_classes + 5) = " + str(na) + " * (" + str(nc) +
+           " + 5) = " + str(channels);
+  if (d.d[0] >= 0 && d0.d[0] >= 0 && d.d[0] != d0.d[0])
+    return in + " has batch " + str(d.d[0]) + " but input 0 has batch " + str(d0.d[0]);
+  return "";
+}
+
 }  // namespace
 
 PluginConfig parseFields(PluginFieldCollection const& fc) {
@@ -50,12 +93,14 @@ PluginConfig parseFields(PluginFieldCollection const& fc) {
   c.score_mode = static_cast<int32_t>(findSpec("score_mode")->default_value);
   c.max_detections = static_cast<int32_t>(findSpec("max_detections")->default_value);
   bool seen[kNumAttributes] = {};
+  if (fc.nbFields > 0 && fc.fields == nullptr) throw std::invalid_argument("the field collection has no fields");
   for (int32_t i = 0; i < fc.nbFields; ++i) {
     PluginField const& f = fc.fields[i];
     if (f.name == nullptr) throw std::invalid_argument("a field has no name");
     if (isParserAttribute(f.name)) continue;
     AttrSpec const* spec = findSpec(f.name);
     if (spec == nullptr) throw std::invalid_argument(std::string("unknown field '") + f.name + "'");
+    if (seen[spec - kAttributes]) throw std::invalid_argument(std::string("field '") + f.name + "' given twice");
     seen[spec - kAttributes] = true;
     auto wrong = [&](char const* want) {
       return std::invalid_argument(std::string("field '") + f.name + "' must be " + want);
@@ -70,7 +115,8 @@ PluginConfig parseFields(PluginFieldCollection const& fc) {
           v = *static_cast<int64_t const*>(f.data);
         else
           throw wrong("one int32");
-        int32_t iv = static_cast<int32_t>(v);
+        if (v < INT32_MIN || v > INT32_MAX) throw wrong("an int32");
+        auto const iv = static_cast<int32_t>(v);
         if (std::strcmp(f.name, "max_stride") == 0) c.max_stride = iv;
         else if (std::strcmp(f.name, "num_classes") == 0) c.num_classes = iv;
         else if (std::strcmp(f.name, "score_mode") == 0) c.score_mode = iv;
@@ -78,11 +124,14 @@ PluginConfig parseFields(PluginFieldCollection const& fc) {
         break;
       }
       case AttrType::kFloat: {
-        if (f.length != 1) throw wrong("one float32");
         float v;
-        if (f.type == PluginFieldType::kFLOAT32) v = *static_cast<float const*>(f.data);
-        else if (f.type == PluginFieldType::kFLOAT64) v = static_cast<float>(*static_cast<double const*>(f.data));
-        else throw wrong("one float32");
+        if (f.type == PluginFieldType::kFLOAT32 && f.length == 1)
+          v = *static_cast<float const*>(f.data);
+        else if (f.type == PluginFieldType::kFLOAT64 && f.length == 1)
+          v = static_cast<float>(*static_cast<double const*>(f.data));
+        else
+          throw wrong("one float32");
+        if (!std::isfinite(v)) throw wrong("a finite number");
         if (std::strcmp(f.name, "prenms_score_threshold") == 0) c.score_threshold = v;
         break;
       }
@@ -97,8 +146,11 @@ PluginConfig parseFields(PluginFieldCollection const& fc) {
   for (int i = 0; i < kNumAttributes; ++i)
     if (kAttributes[i].required && !seen[i])
       throw std::invalid_argument(std::string("missing required field '") + kAttributes[i].name + "'");
-  if (c.max_stride < 1 || c.num_classes < 1) throw std::invalid_argument("max_stride and num_classes must be >= 1");
-  if (c.anchors.empty() || c.anchors.size() % 2) throw std::invalid_argument("anchors must hold (w, h) pairs");
+  if (c.max_stride < 1) throw std::invalid_argument("max_stride must be >= 1");
+  if (c.num_classes < 1) throw std::invalid_argument("num_classes must be >= 1");
+  if (c.anchors.size() % 2) throw std::invalid_argument("anchors must hold (w, h) pairs");
+  for (float a : c.anchors)
+    if (!(a > 0.f) || !std::isfinite(a)) throw std::invalid_argument("anchors must be positive sizes in pixels");
   if (c.score_mode != 0 && c.score_mode != 1) throw std::invalid_argument("score_mode must be 0 or 1");
   if (c.max_detections < 0) throw std::invalid_argument("max_detections must be >= 0");
   return c;
@@ -106,9 +158,19 @@ PluginConfig parseFields(PluginFieldCollection const& fc) {
 
 // ---- plugin ---------------------------------------------------------------------------------------
 
-YoloLayerPlugin::YoloLayerPlugin(PluginConfig config) : mConfig(std::move(config)) { initFieldsToSerialize(); }
+YoloLayerPlugin::YoloLayerPlugin(PluginConfig config, std::string name)
+    : mConfig(std::move(config)), mName(std::move(name)) {
+  initFieldsToSerialize();
+}
 
-YoloLayerPlugin::YoloLayerPlugin(YoloLayerPlugin const& other) : mConfig(other.mConfig), mNbInputs(other.mNbInputs) {
+YoloLayerPlugin::YoloLayerPlugin(YoloLayerPlugin const& other)
+    : IPluginV3(other),
+      IPluginV3OneCore(other),
+      IPluginV3OneBuild(other),
+      IPluginV3OneRuntime(other),
+      mConfig(other.mConfig),
+      mName(other.mName),
+      mNbInputs(other.mNbInputs) {
   initFieldsToSerialize();
 }
 
@@ -125,6 +187,21 @@ void YoloLayerPlugin::initFieldsToSerialize() {
   mFieldCollection.fields = mFields.data();
 }
 
+void YoloLayerPlugin::fail(char const* where, char const* what) const noexcept { logError(mName, where, what); }
+
+int64_t YoloLayerPlugin::anchorsPerLevel(int32_t nbInputs) const {
+  if (nbInputs < 1 || nbInputs > kMaxLevels)
+    throw std::invalid_argument("takes 1 to " + str(kMaxLevels) + " inputs (one per level), not " + str(nbInputs));
+  auto const values = static_cast<int64_t>(mConfig.anchors.size());
+  if (values % (2 * nbInputs))
+    throw std::invalid_argument(str(values) + " anchor values do not split into " + str(nbInputs) +
+                                " levels of (w, h) pairs");
+  int64_t const na = values / (2 * nbInputs);
+  if (na < 1 || na > kMaxAnchors)
+    throw std::invalid_argument(str(na) + " anchors per level; 1 to " + str(kMaxAnchors) + " are supported");
+  return na;
+}
+
 IPluginCapability* YoloLayerPlugin::getCapabilityInterface(PluginCapabilityType type) noexcept {
   switch (type) {
     case PluginCapabilityType::kBUILD: return static_cast<IPluginV3OneBuild*>(this);
@@ -138,7 +215,9 @@ IPluginV3* YoloLayerPlugin::clone() noexcept {
   try {
     return new YoloLayerPlugin(*this);
   } catch (std::exception const& e) {
-    logError("clone", e.what());
+    fail("clone", e.what());
+  } catch (...) {
+    fail("clone", "unknown exception");
   }
   return nullptr;
 }
@@ -148,28 +227,28 @@ char const* YoloLayerPlugin::getPluginVersion() const noexcept { return kPluginV
 char const* YoloLayerPlugin::getPluginNamespace() const noexcept { return ""; }
 
 int32_t YoloLayerPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs,
-                                         DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept {
+                                         DynamicPluginTensorDesc const* /*out*/, int32_t nbOutputs) noexcept {
   try {
-    if (nbInputs < 1 || nbInputs > kMaxLevels || nbOutputs != 4) throw std::invalid_argument("1-8 inputs, 4 outputs");
-    if (mConfig.anchors.size() % (2 * nbInputs)) throw std::invalid_argument("anchors do not split over the inputs");
-    int64_t const na = static_cast<int64_t>(mConfig.anchors.size() / (2 * nbInputs));
-    if (na > kMaxAnchors) throw std::invalid_argument("at most 16 anchors per level");
+    if (nbOutputs != 4) throw std::invalid_argument("has 4 outputs, not " + str(nbOutputs));
+    int64_t const na = anchorsPerLevel(nbInputs);
     for (int32_t l = 0; l < nbInputs; ++l) {
-      Dims const& d = in[l].desc.dims;
-      if (d.nbDims != 4) throw std::invalid_argument("inputs must be [B, na*(nc+5), H, W]");
-      if (d.d[1] != -1 && d.d[1] != na * (mConfig.num_classes + 5))
-        throw std::invalid_argument("input channels != num_anchors * (num_classes + 5)");
+      std::string const why = checkLevel(l, in[l].desc.dims, in[l].desc.type, in[0].desc.dims, in[0].desc.type, na,
+                                         mConfig.num_classes);
+      if (!why.empty()) throw std::invalid_argument(why);
     }
     mNbInputs = nbInputs;
     return 0;
   } catch (std::exception const& e) {
-    logError("configurePlugin", e.what());
+    fail("configurePlugin", e.what());
+  } catch (...) {
+    fail("configurePlugin", "unknown exception");
   }
   return -1;
 }
 
 bool YoloLayerPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
                                                 int32_t nbOutputs) noexcept {
+  if (inOut == nullptr || pos < 0 || pos >= nbInputs + nbOutputs) return false;
   PluginTensorDesc const& d = inOut[pos].desc;
   if (d.format != TensorFormat::kLINEAR) return false;
   if (pos < nbInputs) {
@@ -182,7 +261,18 @@ bool YoloLayerPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensor
 
 int32_t YoloLayerPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
                                             int32_t nbInputs) const noexcept {
-  if (nbOutputs != 4) return -1;
+  if (nbOutputs != 4 || outputTypes == nullptr) {
+    fail("getOutputDataTypes", "YoloLayer_TRT has 4 outputs");
+    return -1;
+  }
+  for (int32_t l = 0; l < nbInputs; ++l) {
+    if (inputTypes[l] != DataType::kFLOAT && inputTypes[l] != DataType::kHALF) {
+      std::string const why = "input " + str(l) + " is " + typeName(inputTypes[l]) +
+                              "; the levels must be float32 or float16";
+      fail("getOutputDataTypes", why.c_str());
+      return -1;
+    }
+  }
   outputTypes[0] = DataType::kINT32;
   outputTypes[1] = DataType::kFLOAT;
   outputTypes[2] = DataType::kFLOAT;
@@ -190,18 +280,30 @@ int32_t YoloLayerPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOut
   return 0;
 }
 
-int32_t YoloLayerPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* shapeInputs,
-                                         int32_t nbShapeInputs, DimsExprs* outputs, int32_t nbOutputs,
+int32_t YoloLayerPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
+                                         int32_t /*nbShapeInputs*/, DimsExprs* outputs, int32_t nbOutputs,
                                          IExprBuilder& exprBuilder) noexcept {
   try {
-    if (nbInputs < 1 || nbOutputs != 4 || mConfig.anchors.size() % (2 * nbInputs)) return -1;
-    int64_t const na = static_cast<int64_t>(mConfig.anchors.size() / (2 * nbInputs));
+    if (nbOutputs != 4) throw std::invalid_argument("has 4 outputs, not " + str(nbOutputs));
+    int64_t const na = anchorsPerLevel(nbInputs);
+    int64_t const channels = na * (mConfig.num_classes + 5);
     IDimensionExpr const* total = nullptr;  // sum over levels of na * H * W
     for (int32_t l = 0; l < nbInputs; ++l) {
-      if (inputs[l].nbDims != 4) return -1;
-      auto const* cells = exprBuilder.operation(DimensionOperation::kPROD, *inputs[l].d[2], *inputs[l].d[3]);
+      DimsExprs const& d = inputs[l];
+      if (d.nbDims != 4)
+        throw std::invalid_argument("input " + str(l) + " has " + str(d.nbDims) +
+                                    " dims; each level must be [B, na*(nc+5), H, W]");
+      if (d.d[1]->isConstant() && d.d[1]->getConstantValue() != channels)
+        throw std::invalid_argument("input " + str(l) + " has " + str(d.d[1]->getConstantValue()) +
+                                    " channels; num_anchors * (num_classes + 5) = " + str(channels));
+      if (d.d[0]->isConstant() && inputs[0].d[0]->isConstant() &&
+          d.d[0]->getConstantValue() != inputs[0].d[0]->getConstantValue())
+        throw std::invalid_argument("input " + str(l) + " has batch " + str(d.d[0]->getConstantValue()) +
+                                    " but input 0 has batch " + str(inputs[0].d[0]->getConstantValue()));
+      auto const* cells = exprBuilder.operation(DimensionOperation::kPROD, *d.d[2], *d.d[3]);
       auto const* n = exprBuilder.operation(DimensionOperation::kPROD, *cells, *exprBuilder.constant(na));
       total = total ? exprBuilder.operation(DimensionOperation::kSUM, *total, *n) : n;
+      if (total == nullptr) throw std::runtime_error("the expression builder returned no expression");
     }
     IDimensionExpr const* rows = total;
     if (mConfig.max_detections > 0)
@@ -221,53 +323,92 @@ int32_t YoloLayerPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInpu
     }
     return 0;
   } catch (std::exception const& e) {
-    logError("getOutputShapes", e.what());
+    fail("getOutputShapes", e.what());
+  } catch (...) {
+    fail("getOutputShapes", "unknown exception");
   }
   return -1;
 }
 
 size_t YoloLayerPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
-                                         DynamicPluginTensorDesc const* outputs, int32_t nbOutputs) const noexcept {
-  if (nbInputs < 1 || mConfig.anchors.size() % (2 * nbInputs)) return 0;
-  int64_t const na = static_cast<int64_t>(mConfig.anchors.size() / (2 * nbInputs));
-  int64_t total = 0;
-  for (int32_t l = 0; l < nbInputs; ++l) total += na * inputs[l].max.d[2] * inputs[l].max.d[3];
-  return decode_workspace_size(static_cast<int>(inputs[0].max.d[0]), static_cast<int>(total));  // max profile shape
-}
-
-char const* YoloLayerPlugin::makeParams(PluginTensorDesc const* inputDesc, int32_t nbInputs, DecodeParams& p) const {
-  if (nbInputs < 1 || nbInputs > kMaxLevels) return "1 to 8 inputs";
-  p.num_levels = nbInputs;
-  p.num_anchors = static_cast<int>(mConfig.anchors.size() / (2 * nbInputs));
-  p.num_classes = mConfig.num_classes;
-  p.batch = static_cast<int>(inputDesc[0].dims.d[0]);
-  for (int32_t l = 0; l < nbInputs; ++l) {
-    p.grid_h[l] = static_cast<int>(inputDesc[l].dims.d[2]);
-    p.grid_w[l] = static_cast<int>(inputDesc[l].dims.d[3]);
-    for (int a = 0; a < p.num_anchors; ++a) {
-      p.anchors[(l * kMaxAnchors + a) * 2 + 0] = mConfig.anchors[(l * p.num_anchors + a) * 2 + 0];
-      p.anchors[(l * kMaxAnchors + a) * 2 + 1] = mConfig.anchors[(l * p.num_anchors + a) * 2 + 1];
-    }
+                                         DynamicPluginTensorDesc const* /*outputs*/,
+                                         int32_t /*nbOutputs*/) const noexcept {
+  try {
+    int64_t const na = anchorsPerLevel(nbInputs);
+    int64_t total = 0;  // at the profile's max shapes: sized once for every shape the engine accepts
+    for (int32_t l = 0; l < nbInputs; ++l) total += na * inputs[l].max.d[2] * inputs[l].max.d[3];
+    if (total > INT_MAX || inputs[0].max.d[0] > INT_MAX) throw std::invalid_argument("too many anchors");
+    return decode_workspace_size(static_cast<int>(inputs[0].max.d[0]), static_cast<int>(total));
+  } catch (std::exception const& e) {
+    fail("getWorkspaceSize", e.what());
+  } catch (...) {
+    fail("getWorkspaceSize", "unknown exception");
   }
-  p.score_threshold = mConfig.score_threshold;
-  p.score_mode = mConfig.score_mode;
-  p.max_detections = mConfig.max_detections;
-  p.fp16 = inputDesc[0].type == DataType::kHALF;
-  return finalize(p, mConfig.max_stride);
+  return 0;
 }
 
-int32_t YoloLayerPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* out,
+char const* YoloLayerPlugin::makeParams(PluginTensorDesc const* inputDesc, int32_t nbInputs, DecodeParams& p,
+                                        std::string& why) const {
+  try {
+    int64_t const na = anchorsPerLevel(nbInputs);
+    int64_t total = 0;
+    for (int32_t l = 0; l < nbInputs; ++l) {
+      Dims const& d = inputDesc[l].dims;
+      why = checkLevel(l, d, inputDesc[l].type, inputDesc[0].dims, inputDesc[0].type, na, mConfig.num_classes);
+      if (!why.empty()) return why.c_str();
+      if (d.d[0] < 0 || d.d[1] < 0 || d.d[2] < 0 || d.d[3] < 0) {
+        why = "input " + str(l) + " has an unknown dim at run time";
+        return why.c_str();
+      }
+      total += na * d.d[2] * d.d[3];
+    }
+    if (total > INT_MAX || inputDesc[0].dims.d[0] > INT_MAX) {
+      why = "more than 2^31 anchors per image or images per batch";
+      return why.c_str();
+    }
+    p.num_levels = nbInputs;
+    p.num_anchors = static_cast<int>(na);
+    p.num_classes = mConfig.num_classes;
+    p.batch = static_cast<int>(inputDesc[0].dims.d[0]);
+    for (int32_t l = 0; l < nbInputs; ++l) {
+      p.grid_h[l] = static_cast<int>(inputDesc[l].dims.d[2]);
+      p.grid_w[l] = static_cast<int>(inputDesc[l].dims.d[3]);
+      for (int a = 0; a < p.num_anchors; ++a) {
+        p.anchors[(l * kMaxAnchors + a) * 2 + 0] = mConfig.anchors[(l * p.num_anchors + a) * 2 + 0];
+        p.anchors[(l * kMaxAnchors + a) * 2 + 1] = mConfig.anchors[(l * p.num_anchors + a) * 2 + 1];
+      }
+    }
+    p.score_threshold = mConfig.score_threshold;
+    p.score_mode = mConfig.score_mode;
+    p.max_detections = mConfig.max_detections;
+    p.fp16 = inputDesc[0].type == DataType::kHALF;
+    if (char const* err = finalize(p, mConfig.max_stride)) {
+      why = err;
+      return why.c_str();
+    }
+    return nullptr;
+  } catch (std::exception const& e) {
+    why = e.what();
+  }
+  return why.c_str();
+}
+
+int32_t YoloLayerPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const* /*out*/,
                                        int32_t nbOutputs) noexcept {
   try {
+    if (nbOutputs != 4) throw std::invalid_argument("has 4 outputs, not " + str(nbOutputs));
     DecodeParams p;
-    if (char const* err = makeParams(in, nbInputs, p)) {
-      logError("onShapeChange", err);
+    std::string why;
+    if (char const* err = makeParams(in, nbInputs, p, why)) {
+      fail("onShapeChange", err);
       return -1;
     }
     mNbInputs = nbInputs;
     return 0;
   } catch (std::exception const& e) {
-    logError("onShapeChange", e.what());
+    fail("onShapeChange", e.what());
+  } catch (...) {
+    fail("onShapeChange", "unknown exception");
   }
   return -1;
 }
@@ -277,29 +418,37 @@ int32_t YoloLayerPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensor
                                  cudaStream_t stream) noexcept {
   try {
     DecodeParams p;  // host-side struct passed by value to the kernels: no allocation, no copy
-    if (char const* err = makeParams(inputDesc, mNbInputs, p)) {
-      logError("enqueue", err);
+    std::string why;
+    if (char const* err = makeParams(inputDesc, mNbInputs, p, why)) {
+      fail("enqueue", err);
       return -1;
     }
-    if (outputDesc[1].dims.d[1] != p.max_detections) {
-      logError("enqueue", "output rows differ from the planned max_detections");
+    if (outputDesc[1].dims.nbDims != 3 || outputDesc[1].dims.d[1] != p.max_detections) {
+      why = "output rows (" + str(outputDesc[1].dims.nbDims == 3 ? outputDesc[1].dims.d[1] : -1) +
+            ") differ from the planned max_detections (" + str(p.max_detections) + ")";
+      fail("enqueue", why.c_str());
       return -1;
     }
     for (int32_t l = 0; l < mNbInputs; ++l) p.inputs[l] = inputs[l];
     int const err = decode_cuda(p, static_cast<int32_t*>(outputs[0]), static_cast<float*>(outputs[1]),
                                 static_cast<float*>(outputs[2]), static_cast<int32_t*>(outputs[3]), workspace, stream);
     if (err != 0) {
-      logError("enqueue", "kernel launch failed");
+      auto const e = static_cast<cudaError_t>(err);
+      why = std::string("the decode kernel did not launch: ") + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) +
+            ")";
+      fail("enqueue", why.c_str());
       return -1;
     }
     return 0;
   } catch (std::exception const& e) {
-    logError("enqueue", e.what());
+    fail("enqueue", e.what());
+  } catch (...) {
+    fail("enqueue", "unknown exception");
   }
   return -1;
 }
 
-IPluginV3* YoloLayerPlugin::attachToContext(IPluginResourceContext* context) noexcept { return clone(); }
+IPluginV3* YoloLayerPlugin::attachToContext(IPluginResourceContext* /*context*/) noexcept { return clone(); }
 
 PluginFieldCollection const* YoloLayerPlugin::getFieldsToSerialize() noexcept { return &mFieldCollection; }
 
@@ -320,12 +469,16 @@ char const* YoloLayerPluginCreator::getPluginNamespace() const noexcept { return
 PluginFieldCollection const* YoloLayerPluginCreator::getFieldNames() noexcept { return &mFieldCollection; }
 
 IPluginV3* YoloLayerPluginCreator::createPlugin(char const* name, PluginFieldCollection const* fc,
-                                                TensorRTPhase phase) noexcept {
+                                                TensorRTPhase /*phase*/) noexcept {
+  std::string layer;
   try {
+    layer = name ? name : "";
     if (fc == nullptr) throw std::invalid_argument("no fields");
-    return new YoloLayerPlugin(parseFields(*fc));
+    return new YoloLayerPlugin(parseFields(*fc), layer);
   } catch (std::exception const& e) {
-    logError("createPlugin", e.what());
+    logError(layer, "createPlugin", e.what());
+  } catch (...) {
+    logError(layer, "createPlugin", "unknown exception");
   }
   return nullptr;
 }
@@ -334,16 +487,25 @@ IPluginV3* YoloLayerPluginCreator::createPlugin(char const* name, PluginFieldCol
 }  // namespace trtdeploy
 
 // ---- library entry points: trtexec --dynamicPlugins, IPluginRegistry::loadLibrary ------------------
+// Exported by exports.map; TensorRT calls them across the library boundary, so nothing may escape.
 
-extern "C" __attribute__((visibility("default"))) void setLoggerFinder(nvinfer1::ILoggerFinder* finder) {
-  std::lock_guard<std::mutex> lock(trtdeploy::yolo::gLoggerMutex);
-  trtdeploy::yolo::gLoggerFinder = finder;
+extern "C" __attribute__((visibility("default"))) void setLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept {
+  try {
+    std::lock_guard<std::mutex> lock(trtdeploy::yolo::gLoggerMutex);
+    trtdeploy::yolo::gLoggerFinder = finder;
+  } catch (...) {
+  }
 }
 
 extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterface* const* getCreators(
-    int32_t& nbCreators) {
-  static trtdeploy::yolo::YoloLayerPluginCreator sCreator;
-  static nvinfer1::IPluginCreatorInterface* const kCreators[] = {&sCreator};
-  nbCreators = 1;
-  return kCreators;
+    int32_t& nbCreators) noexcept {
+  try {
+    static trtdeploy::yolo::YoloLayerPluginCreator sCreator;
+    static nvinfer1::IPluginCreatorInterface* const kCreators[] = {&sCreator};
+    nbCreators = 1;
+    return kCreators;
+  } catch (...) {  // the creator's field table could not be allocated
+    nbCreators = 0;
+  }
+  return nullptr;
 }

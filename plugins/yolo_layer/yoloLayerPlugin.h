@@ -1,6 +1,7 @@
 // YoloLayer_TRT as a TensorRT 10/11 IPluginV3 (OneCore/OneBuild/OneRuntime) around the decode kernel
-// in yoloDecodeKernel.cu. Written against the published TensorRT 10 headers (NvInferRuntime.h,
-// NvInferRuntimePlugin.h, NvInferPluginBase.h); built only when CMake finds TensorRT.
+// in yoloDecodeKernel.cu. Needs TensorRT's public headers only: CMake builds one library per
+// TensorRT major version found (libtrtdeploy_plugins_trt10.so, ..._trt11.so), because ILogger and
+// ILoggerFinder differ between 10 and 11.
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -27,8 +28,12 @@ class YoloLayerPlugin : public nvinfer1::IPluginV3,
                         public nvinfer1::IPluginV3OneBuild,
                         public nvinfer1::IPluginV3OneRuntime {
  public:
-  explicit YoloLayerPlugin(PluginConfig config);
+  YoloLayerPlugin(PluginConfig config, std::string name);
   YoloLayerPlugin(YoloLayerPlugin const& other);
+  // mFields points into mConfig: an assigned copy would point into the other plugin.
+  YoloLayerPlugin& operator=(YoloLayerPlugin const&) = delete;
+  YoloLayerPlugin(YoloLayerPlugin&&) = delete;
+  YoloLayerPlugin& operator=(YoloLayerPlugin&&) = delete;
   ~YoloLayerPlugin() override = default;
 
   // IPluginV3
@@ -65,13 +70,19 @@ class YoloLayerPlugin : public nvinfer1::IPluginV3,
 
  private:
   PluginConfig mConfig;
+  std::string mName;      // the layer name TensorRT gave createPlugin, for messages
   int32_t mNbInputs = 0;  // levels, known from configurePlugin/onShapeChange (enqueue does not say)
   std::vector<nvinfer1::PluginField> mFields;
   nvinfer1::PluginFieldCollection mFieldCollection{};
 
   void initFieldsToSerialize();
-  // Level shapes -> decode params (validated). Returns nullptr or an error message.
-  char const* makeParams(nvinfer1::PluginTensorDesc const* inputDesc, int32_t nbInputs, DecodeParams& p) const;
+  void fail(char const* where, char const* what) const noexcept;
+  // Anchors per level for nbInputs levels; throws std::invalid_argument when they do not split.
+  int64_t anchorsPerLevel(int32_t nbInputs) const;
+  // Runtime level shapes/types -> decode params, every consistency check included.
+  // Returns nullptr or what is wrong.
+  char const* makeParams(nvinfer1::PluginTensorDesc const* inputDesc, int32_t nbInputs, DecodeParams& p,
+                         std::string& why) const;
 };
 
 class YoloLayerPluginCreator : public nvinfer1::IPluginCreatorV3One {

@@ -37,20 +37,66 @@ def _gpu() -> str:
     return ""
 
 
-def plugin_library() -> str | None:
-    """Path of the bundled TensorRT plugin library (libtrtdeploy_plugins.so), if it was built."""
+PLUGIN_PREFIX = "libtrtdeploy_plugins_trt"
+
+
+def plugin_libraries() -> list[dict]:
+    """The YoloLayer_TRT plugin libraries this build installed, one per TensorRT major version whose
+    headers were found: [{'library': path, 'tensorrt_major': 10, 'tensorrt_version': '10.16.1',
+    'tensorrt_headers': folder, 'host': path of the test host or None}]."""
     from pathlib import Path
 
-    lib = Path(__file__).parent / "lib" / "libtrtdeploy_plugins.so"
-    return str(lib) if lib.is_file() else None
+    lib_dir = Path(__file__).parent / "lib"
+    rows = []
+    for row in build_info().get("tensorrt_plugins", []):
+        path = lib_dir / row["library"]
+        if not path.is_file():
+            continue
+        host = lib_dir / row["host"] if row.get("host") else None
+        rows.append({**row, "library": str(path), "host": str(host) if host and host.is_file() else None})
+    return rows
+
+
+def select_plugin_library(libraries: list[dict], tensorrt_version: str) -> str:
+    """The library built for this TensorRT's major version. ILogger differs between TensorRT 10 and
+    11 (a library built for one loses its messages or crashes under the other), so there is no
+    fallback: without a match, a one-line error names both versions."""
+    from .errors import TrtDeployError
+
+    major = int(str(tensorrt_version).split(".")[0])
+    for row in libraries:
+        if row["tensorrt_major"] == major:
+            return row["library"]
+    if not libraries:
+        raise TrtDeployError(NOT_BUILT)
+    built = ", ".join(f"{row['tensorrt_version']} ({row['library'].rsplit('/', 1)[-1]})" for row in libraries)
+    raise TrtDeployError(
+        f"the installed TensorRT is {tensorrt_version} but trtdeploy's YoloLayer_TRT plugin was built for TensorRT "
+        f"{built} only, and a plugin library loads only into the major version it was built for; reinstall "
+        f"trtdeploy with TRTDEPLOY_TENSORRT_INCLUDE_DIRS naming the TensorRT {major} include folder, or pass "
+        "--plugins PATH")
+
+
+NOT_BUILT = ("the model needs the YoloLayer_TRT plugin, but trtdeploy was installed without it (no TensorRT headers "
+             "were found at build time): reinstall with TRTDEPLOY_TENSORRT_INCLUDE_DIRS=/path/to/TensorRT/include "
+             "(or TENSORRT_ROOT) set, or pass --plugins PATH")
 
 
 def doctor() -> dict:
     from . import __version__
 
+    from .errors import TrtDeployError
+
     info = build_info()
     trt = _version("tensorrt")
     gpu = _gpu()
+    plugins = plugin_libraries()
+    usable, problem = None, None
+    if trt and trt != "installed":
+        try:
+            usable = select_plugin_library(plugins, trt)
+        except TrtDeployError as exc:
+            problem = str(exc)
     return {
         "trtdeploy": __version__,
         "python": platform.python_version(),
@@ -62,7 +108,9 @@ def doctor() -> dict:
         "compiled": info,
         "cuda_build": info.get("cuda_version") if info.get("cuda") else None,
         "tensorrt": trt,
-        "tensorrt_plugin_library": plugin_library(),
+        "tensorrt_plugins": plugins,
+        "tensorrt_plugin_for_installed": usable,
+        "tensorrt_plugin_problem": problem,
         "gpu": gpu or None,
         "gpu_usable": bool(gpu) and bool(info.get("cuda")),
         "tensorrt_usable": bool(trt) and bool(gpu),

@@ -1,13 +1,16 @@
-"""Engine build plans, without TensorRT: optimization profiles from the model's own dynamic dims.
+"""Engine build plans, without TensorRT: optimization profiles from the model's own dynamic dims,
+precision, plugin libraries.
 
 Shapes are written as trtexec writes them (``images:1x3x640x640``, several inputs comma-separated);
-each ``--profile`` starts another optimization profile. A dynamic dim without a value is an error
-naming the input and the dim (never a silent 1); static dims cannot take other values; min <= opt <=
-max is checked. The plan is a plain dict, printed by ``trtdeploy build --dry-run``.
+each ``--profile`` starts another optimization profile. Every dynamic dim without a size is named in
+one error with a ready-to-paste example (never a silent 1); static dims cannot take other values;
+dims that share a name must share a size; sizes start at 1; min <= opt <= max. The plan is a plain
+dict, printed by ``trtdeploy build --dry-run``; ``build`` and ``bench`` build from the same plan.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 
 import onnx
@@ -17,6 +20,7 @@ from .errors import TrtDeployError
 from .runtime import parse_shapes
 
 KINDS = ("min", "opt", "max")
+YOLO_OP = "YoloLayer_TRT"
 
 
 @dataclass
@@ -33,30 +37,87 @@ class BuildPlan:
     profiles: list[dict[str, dict[str, list[int]]]]
     precision: str = "fp32"
     precision_how: str = ""
+    builder_flag: str | None = None  # TensorRT 10 weakly typed: BuilderFlag.FP16 / BF16
+    convert: str | None = None  # strongly typed: the model goes through this graph pass first ("fp16")
     plugins: list[str] = field(default_factory=list)
+    plugin_ops: list[str] = field(default_factory=list)  # ops TensorRT resolves through plugins
     workspace_mib: int | None = None
     timing_cache: str | None = None
     strongly_typed: bool = False
+    tensorrt_version: str | None = None  # the TensorRT the plan was made for (None: not installed here)
     inputs: dict[str, dict] = field(default_factory=dict)
     outputs: dict[str, dict] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)  # what a real build would lack (dry runs still print)
+    missing: list[str] = field(default_factory=list)  # why a real build would fail (dry runs still print)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def parse_batch(text: str) -> tuple[int, int, int]:
+# ---- the profile flags, parsed from the strings the user typed -------------------------------------
+
+def parse_batch(text: str, flag: str = "--batch") -> tuple[int, int, int]:
     try:
         lo, opt, hi = (int(x) for x in text.split(":"))
     except ValueError:
-        raise TrtDeployError(f"--batch '{text}': expected MIN:OPT:MAX, e.g. 1:8:32") from None
+        raise TrtDeployError(f"{flag} {text}: expected MIN:OPT:MAX, e.g. {flag} 1:8:32") from None
+    if lo < 1:
+        raise TrtDeployError(f"{flag} {text}: batch sizes start at 1")
+    if not lo <= opt <= hi:
+        raise TrtDeployError(f"{flag} {text}: needs MIN <= OPT <= MAX")
     return lo, opt, hi
 
 
+def parse_shape_flag(flag: str, text: str) -> dict[str, list[int]]:
+    """One --min/opt/max-shapes value: NAME:DxDxD[,NAME:DxDxD]; an input given twice is an error."""
+    out: dict[str, list[int]] = {}
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise TrtDeployError(f"{flag} is empty; expected NAME:DxDxD, e.g. images:1x3x640x640")
+    for part in parts:
+        if ":" not in part and out and part.isdigit():  # images:1,3,640,640
+            raise TrtDeployError(f"{flag} {text}: dims are separated by 'x' and inputs by ',', e.g. "
+                                 f"{next(iter(out))}:1x3x640x640")
+        try:
+            got = parse_shapes(part)
+        except TrtDeployError as exc:
+            raise TrtDeployError(f"{flag} {text}: {exc}") from None
+        for name, dims in got.items():
+            if name in out:
+                raise TrtDeployError(f"{flag} {text}: input '{name}' is given twice")
+            out[name] = dims
+    return out
+
+
+def profile_specs(raw: list[list[tuple[str, str, str]]] | None) -> list[ProfileSpec]:
+    """The profile flags as given, per profile: [(kind, flag as typed, text)], kind in min/opt/max/batch."""
+    specs = []
+    for pi, flags in enumerate(raw or []):
+        where = f"profile {pi}" if len(raw) > 1 else "the profile"
+        spec = ProfileSpec()
+        first: dict[tuple[str, str], str] = {}
+        for kind, flag, text in flags:
+            if kind == "batch":
+                if spec.batch is not None:
+                    raise TrtDeployError(f"{flag} is given twice in {where}; give it once per profile")
+                spec.batch = parse_batch(text, flag)
+                continue
+            for name, dims in parse_shape_flag(flag, text).items():
+                if (kind, name) in first:
+                    raise TrtDeployError(f"{flag}: input '{name}' already has {kind} shapes in {where} (from "
+                                         f"{first[kind, name]}); give each input once per profile, or start "
+                                         "another with --profile")
+                first[kind, name] = f"{flag} {text}"
+                spec.shapes[kind][name] = dims
+        specs.append(spec)
+    return specs
+
+
 def add_shapes(spec: ProfileSpec, kind: str, text: str) -> None:
-    for name, dims in parse_shapes(text).items():
+    for name, dims in parse_shape_flag(f"--{kind}-shapes", text).items():
         spec.shapes[kind][name] = dims
 
+
+# ---- profiles -------------------------------------------------------------------------------------
 
 def plan_profiles(model: onnx.ModelProto, specs: list[ProfileSpec]) -> list[dict[str, dict[str, list[int]]]]:
     """Concrete min/opt/max per data input per profile, validated against the model's dims."""
@@ -72,7 +133,7 @@ def plan_profiles(model: onnx.ModelProto, specs: list[ProfileSpec]) -> list[dict
             if unknown:
                 raise TrtDeployError(f"--{kind}-shapes names {', '.join(sorted(unknown))}, not an input of the "
                                      f"model (inputs: {', '.join(inputs)})")
-        profile = {}
+        profile, missing = {}, []
         for name, dims in inputs.items():
             if dims is None:
                 raise TrtDeployError(f"input '{name}' has no shape in the model; re-export it with one")
@@ -99,22 +160,26 @@ def plan_profiles(model: onnx.ModelProto, specs: list[ProfileSpec]) -> list[dict
                             raise TrtDeployError(f"{where}: input '{name}' dim {axis} is static ({d}) and cannot be "
                                                  f"{v}; make it dynamic first with `trtdeploy dynamic`")
                         out.append(d)
-                    else:
-                        if v is None:
-                            label = f" '{d}'" if d else ""
-                            hint = " (or --batch MIN:OPT:MAX)" if axis == 0 else ""
-                            raise TrtDeployError(f"{where}: input '{name}' dim {axis}{label} is dynamic and has no "
-                                                 f"{kind} value; give --{kind}-shapes {name}:" +
-                                                 "x".join(str(x) if isinstance(x, int) else "N" for x in dims) + hint)
-                        if v < 0:
-                            raise TrtDeployError(f"{where}: input '{name}' dim {axis}: {v} is not a size")
-                        out.append(v)
+                        continue
+                    if v is None:
+                        if kind == "min":
+                            missing.append((name, axis, d))
+                    elif v < 0:
+                        raise TrtDeployError(f"{where}: input '{name}' dim {axis}: {v} is not a size")
+                    elif v == 0:
+                        raise TrtDeployError(f"{where}: input '{name}' dim {axis}: {kind} 0 makes a 0-size dim (an "
+                                             "empty tensor); give sizes >= 1")
+                    out.append(v)
                 resolved[kind] = out
+            profile[name] = resolved
+        if missing:
+            raise TrtDeployError(_missing_message(where, inputs, profile, missing))
+        _check_symbols(where, inputs, profile)
+        for name, resolved in profile.items():
             for axis, (lo, opt, hi) in enumerate(zip(resolved["min"], resolved["opt"], resolved["max"])):
                 if not lo <= opt <= hi:
                     raise TrtDeployError(f"{where}: input '{name}' dim {axis}: min {lo} <= opt {opt} <= max {hi} "
                                          "does not hold")
-            profile[name] = resolved
         profiles.append(profile)
     if not dynamic and any(spec.batch for spec in specs):
         raise TrtDeployError("--batch given but the model has no dynamic dim; make the batch dynamic with "
@@ -122,61 +187,192 @@ def plan_profiles(model: onnx.ModelProto, specs: list[ProfileSpec]) -> list[dict
     return profiles
 
 
+def _missing_message(where, inputs, profile, missing) -> str:
+    """Every dynamic dim without a size in one message, and flags that would give them all."""
+    names = ", ".join(f"'{n}' dim {a}" + (f" '{d}'" if d else "") for n, a, d in missing)
+    example_of: dict[str, tuple[int, int, int]] = {}  # dim name -> example sizes, so shared names agree
+    flags = {k: [] for k in KINDS}
+    for name in dict.fromkeys(n for n, _, _ in missing):
+        dims = inputs[name]
+        for kind in KINDS:
+            sizes = []
+            for axis, d in enumerate(dims):
+                v = profile[name][kind][axis] if axis < len(profile[name][kind]) else None
+                if v is None or (name, axis, d) in missing:
+                    key = d or f"{name}:{axis}"
+                    if key not in example_of:
+                        example_of[key] = (1, 8, 32) if axis == 0 else (640, 640, 640) if len(dims) == 4 else \
+                            (128, 128, 128)
+                    v = example_of[key][KINDS.index(kind)]
+                sizes.append(str(v))
+            flags[kind].append(f"{name}:{'x'.join(sizes)}")
+    example = " ".join(f"--{k}-shapes {','.join(flags[k])}" for k in KINDS)
+    only_batch = all(a == 0 for _, a, _ in missing)
+    return (f"{where}: {len(missing)} dynamic dim{'s have' if len(missing) > 1 else ' has'} no size: {names}; "
+            f"give them, e.g. {example} (example sizes: put yours)" + (" or --batch 1:8:32" if only_batch else ""))
+
+
+def _check_symbols(where, inputs, profile) -> None:
+    """Dims that share a name are one dim to TensorRT: one size per kind."""
+    for kind in ("opt", "min", "max"):  # opt first: min and max default to it
+        seen: dict[str, tuple[str, int, int]] = {}
+        for name, dims in inputs.items():
+            for axis, d in enumerate(dims):
+                if isinstance(d, str) and d:
+                    v = profile[name][kind][axis]
+                    if d in seen and seen[d][2] != v:
+                        n0, a0, v0 = seen[d]
+                        hint = " (the exporter wrote '?' for unknown dims, and TensorRT reads it as a name)" \
+                            if not d.replace("_", "a").replace(".", "a").isalnum() else ""
+                        raise TrtDeployError(f"{where}: input '{n0}' dim {a0} and input '{name}' dim {axis} are both "
+                                             f"'{d}' but their {kind} sizes differ ({v0} and {v}); TensorRT takes dims "
+                                             f"that share a name for one dim, so they must share a size{hint}")
+                    seen.setdefault(d, (name, axis, v))
+
+
 def _fmt(dims) -> str:
     return "[" + ", ".join(str(d) if d is not None else "?" for d in dims) + "]"
 
 
-MISSING_YOLO_PLUGIN = ("the model has a YoloLayer_TRT node but the trtdeploy plugin library was not built "
-                       "(TensorRT headers were not found when trtdeploy was installed); reinstall with "
-                       "TENSORRT_ROOT set, or pass --plugins PATH")
+# ---- precision ------------------------------------------------------------------------------------
+
+def precision_strategy(precision: str, tensorrt_major: int | None, strongly_typed: bool) -> dict:
+    """How a precision is obtained: {'how', 'builder_flag', 'convert', 'strongly_typed'}.
+
+    TensorRT 10 weakly typed: the builder flag. Strongly typed (TensorRT 11 always; 10 with
+    --strongly-typed): types come from the model, so fp16 means converting the model first;
+    bf16 has no such pass here and is refused rather than silently built in float32."""
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise TrtDeployError(f"precision must be fp32, fp16 or bf16, not {precision}")
+    if tensorrt_major is None:
+        how = {"fp32": "float32 as in the model",
+               "fp16": "TensorRT 10: builder flag FP16 (weakly typed); strongly typed (TensorRT 11, or "
+                       "--strongly-typed): the model is converted with `trtdeploy fp16` first, keeping I/O float32",
+               "bf16": "TensorRT 10 weakly typed: builder flag BF16; refused when strongly typed (TensorRT 11, "
+                       "--strongly-typed): export the model in bfloat16 instead"}[precision]
+        return {"how": how, "builder_flag": None, "convert": None, "strongly_typed": strongly_typed}
+    typed = strongly_typed or tensorrt_major >= 11
+    why = "TensorRT 11 networks are always strongly typed" if tensorrt_major >= 11 else "--strongly-typed"
+    if precision == "fp32":
+        return {"how": "float32 as in the model", "builder_flag": None, "convert": None, "strongly_typed": typed}
+    if not typed:
+        flag = {"fp16": "FP16", "bf16": "BF16"}[precision]
+        return {"how": f"TensorRT {tensorrt_major} weakly typed network: builder flag {flag}", "builder_flag": flag,
+                "convert": None, "strongly_typed": False}
+    if precision == "bf16":
+        raise TrtDeployError(f"--bf16 needs a weakly typed network, where it is a builder flag ({why}, so types come "
+                             "from the model and nothing would be bfloat16): export the model in bfloat16, or use "
+                             "--fp16" + (" or drop --strongly-typed" if tensorrt_major < 11 else ""))
+    return {"how": f"strongly typed ({why}): the model is converted with `trtdeploy fp16` first, I/O kept float32",
+            "builder_flag": None, "convert": "fp16", "strongly_typed": True}
 
 
-def required_plugins(model: onnx.ModelProto) -> tuple[list[str], list[str]]:
-    """(plugin libraries the model needs, what is missing): the bundled one for YoloLayer_TRT."""
-    ops = {n.op_type for n in model.graph.node}
+# ---- plugins --------------------------------------------------------------------------------------
+
+def plugin_ops(model: onnx.ModelProto) -> list[str]:
+    """Ops outside the ONNX domain: TensorRT's parser resolves them through its plugin registry."""
+    return sorted({n.op_type for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+
+
+def plugin_plan(ops: list[str], user_plugins: list[str], tensorrt_version: str | None) -> tuple[list[str], list[str]]:
+    """(libraries to load, what is missing): the user's --plugins, then trtdeploy's own library for
+    YoloLayer_TRT, the one built for this TensorRT major (all of them when TensorRT is not installed,
+    for the dry run to show). Without --plugins, a model that needs it and has no library fails."""
+    from ._info import NOT_BUILT, plugin_libraries, select_plugin_library
+
     libs, missing = [], []
-    if "YoloLayer_TRT" in ops:
-        from ._info import plugin_library
-
-        lib = plugin_library()
-        (libs.append(lib) if lib else missing.append(MISSING_YOLO_PLUGIN))
+    for lib in user_plugins:
+        (libs if os.path.isfile(lib) else missing).append(lib if os.path.isfile(lib) else
+                                                          f"--plugins {lib}: no such file")
+    if YOLO_OP in ops:
+        built = plugin_libraries()
+        if tensorrt_version is not None:
+            try:
+                libs.append(select_plugin_library(built, tensorrt_version))
+            except TrtDeployError as exc:
+                if not user_plugins:  # with --plugins, the user's library may provide it
+                    missing.append(str(exc))
+        elif built:
+            libs += [row["library"] for row in built]
+        elif not user_plugins:
+            missing.append(NOT_BUILT)
     return libs, missing
 
 
+def is_bundled(lib: str) -> bool:
+    from ._info import PLUGIN_PREFIX
+
+    return os.path.basename(lib).startswith(PLUGIN_PREFIX)
+
+
+def engine_plugins(sidecar: dict | None, engine_names_yolo: bool, user_plugins: list[str],
+                   tensorrt_version: str) -> tuple[list[str], list[str]]:
+    """(libraries to load before deserializing an engine, notes). From the build sidecar: its plugin
+    libraries, with trtdeploy's own re-resolved for this TensorRT (the recorded path may be another
+    venv's); without a sidecar, trtdeploy's library when the engine's bytes name YoloLayer_TRT."""
+    notes = []
+    recorded = list((sidecar or {}).get("plugins") or [])
+    ops = list((sidecar or {}).get("plugin_ops") or [])
+    needs_yolo = YOLO_OP in ops or any(is_bundled(p) for p in recorded)
+    if sidecar is None and engine_names_yolo:
+        needs_yolo = True
+        notes.append("no build sidecar (ENGINE.json) next to the engine; its bytes name YoloLayer_TRT, so "
+                     "trtdeploy's plugin library is loaded")
+    extra = [p for p in recorded if not is_bundled(p) and p not in user_plugins]
+    for p in extra:
+        if not os.path.isfile(p):
+            raise TrtDeployError(f"the engine was built with plugin library {p} (per its sidecar), which does not "
+                                 "exist here; pass --plugins PATH")
+    libs, missing = plugin_plan([YOLO_OP] if needs_yolo else [], list(user_plugins) + extra, tensorrt_version)
+    if missing:
+        raise TrtDeployError(missing[0])
+    return libs, notes
+
+
+# ---- the plan -------------------------------------------------------------------------------------
+
 def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: list[ProfileSpec],
               precision: str = "fp32", plugins: list[str] | None = None, workspace_mib: int | None = None,
-              timing_cache: str | None = None, strongly_typed: bool = False) -> BuildPlan:
-    if precision not in ("fp32", "fp16", "bf16"):
-        raise TrtDeployError(f"precision must be fp32, fp16 or bf16, not {precision}")
-    how = {
-        "fp32": "float32 as in the model",
-        "fp16": "TensorRT 10: builder flag FP16 (weakly typed); TensorRT 11 (always strongly typed): the model "
-                "is converted with `trtdeploy fp16` first, keeping I/O float32",
-        "bf16": "TensorRT 10: builder flag BF16; TensorRT 11: not converted automatically (export in bf16)",
-    }[precision]
-    libs, missing = list(plugins or []), []
-    if not plugins:
-        libs, missing = required_plugins(model)
+              timing_cache: str | None = None, strongly_typed: bool = False,
+              tensorrt_version: str | None = None) -> BuildPlan:
+    """The plan for TensorRT `tensorrt_version` (None: not installed, for a dry run)."""
+    if not model.graph.output:
+        raise TrtDeployError(f"{model_path}: the model has no outputs, so there is nothing to build (is it an ONNX "
+                             "model?)")
+    major = int(str(tensorrt_version).split(".")[0]) if tensorrt_version else None
+    prec = precision_strategy(precision, major, strongly_typed)
+    ops = plugin_ops(model)
+    libs, missing = plugin_plan(ops, list(plugins or []), tensorrt_version)
+    if timing_cache and os.path.isdir(timing_cache):
+        missing.append(f"--timing-cache {timing_cache} is a folder; give a file")
     io = {vi.name: {"dtype": onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower(),
                     "shape": dims_of(vi)} for vi in data_inputs(model.graph)}
     outs = {vi.name: {"dtype": onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower(),
                       "shape": dims_of(vi)} for vi in model.graph.output}
     return BuildPlan(model=str(model_path), engine=str(engine_path), profiles=plan_profiles(model, specs),
-                     precision=precision, precision_how=how, plugins=libs, workspace_mib=workspace_mib,
-                     timing_cache=timing_cache, strongly_typed=strongly_typed, inputs=io, outputs=outs,
-                     missing=missing)
+                     precision=precision, precision_how=prec["how"], builder_flag=prec["builder_flag"],
+                     convert=prec["convert"], plugins=libs, plugin_ops=ops, workspace_mib=workspace_mib,
+                     timing_cache=timing_cache, strongly_typed=prec["strongly_typed"],
+                     tensorrt_version=tensorrt_version, inputs=io, outputs=outs, missing=missing)
 
 
 def format_plan(plan: BuildPlan) -> str:
-    lines = [f"model: {plan.model}", f"engine: {plan.engine}", f"precision: {plan.precision} ({plan.precision_how})"]
+    lines = [f"model: {plan.model}", f"engine: {plan.engine}",
+             f"tensorrt: {plan.tensorrt_version or 'not installed here (the plan shows both 10 and 11)'}",
+             f"precision: {plan.precision} ({plan.precision_how})"]
     for i, prof in enumerate(plan.profiles):
         lines.append(f"profile {i}:")
         for name, r in prof.items():
-            lines.append(f"  {name}: min {'x'.join(map(str, r['min']))}  opt {'x'.join(map(str, r['opt']))}  "
-                         f"max {'x'.join(map(str, r['max']))}")
-    lines.append("plugins: " + (", ".join(plan.plugins) or "none"))
+            dims = {k: "x".join(map(str, r[k])) or "scalar" for k in KINDS}
+            lines.append(f"  {name}: min {dims['min']}  opt {dims['opt']}  max {dims['max']}")
+    plugins = ", ".join(plan.plugins) or "none"
+    if plan.tensorrt_version is None and YOLO_OP in plan.plugin_ops and len(plan.plugins) > 1:
+        plugins += " (one per TensorRT major: the build loads the one for the installed TensorRT)"
+    lines.append(f"plugins: {plugins}" + (f" for {', '.join(plan.plugin_ops)}" if plan.plugin_ops else ""))
     lines += [f"MISSING: {m}" for m in plan.missing]
     lines.append(f"workspace: {f'{plan.workspace_mib} MiB' if plan.workspace_mib else 'TensorRT default'}")
     lines.append(f"timing cache: {plan.timing_cache or 'none'}")
-    lines.append(f"network: {'strongly typed' if plan.strongly_typed else 'weakly typed on TensorRT 10, strongly typed on 11'}")
+    typed = "strongly typed" if plan.strongly_typed else \
+        "weakly typed" if plan.tensorrt_version else "weakly typed on TensorRT 10, strongly typed on 11"
+    lines.append(f"network: {typed}")
     return "\n".join(lines)

@@ -37,12 +37,18 @@ def run(args):
     from .. import io
     from ..bench.stats import compare_padded, engine_markdown, summarize, write_report
     from ..errors import TrtDeployError
-    from ..plan import ProfileSpec, make_plan
-    from ..runtime import parse_shapes
+    from ..plan import ProfileSpec, make_plan, parse_shape_flag
 
-    configs = [parse_shapes(s) for s in args.shapes]
-    if args.compare_padded and not args.target.endswith(".onnx"):
+    configs = [parse_shape_flag("--shapes", s) for s in args.shapes]
+    is_model = args.target.endswith(".onnx")
+    if args.compare_padded and not is_model:
         raise TrtDeployError("--compare-padded builds a static-batch engine: give the .onnx MODEL, not an engine")
+    if args.fp16 and not is_model:
+        raise TrtDeployError("--fp16 applies when bench builds the engine from a .onnx MODEL; an engine has its "
+                             "precision already")
+    model = io.load(args.target, load_external_data=False) if is_model else None
+    if not is_model and not Path(args.target).is_file():
+        raise TrtDeployError(f"{args.target}: no such file")
     from ..trt import import_tensorrt
 
     trt = import_tensorrt()
@@ -51,9 +57,13 @@ def run(args):
 
     tmp = tempfile.TemporaryDirectory()
     engine = args.target
-    model = None
-    if args.target.endswith(".onnx"):
-        model = io.load(args.target, load_external_data=False)
+    precision = "fp16" if args.fp16 else "fp32"
+
+    def plan_for(m, model_path, engine_path, specs):  # the same plan (precision pass, plugins) as `build`
+        return make_plan(m, model_path, engine_path, specs, precision, args.plugins,
+                         tensorrt_version=str(trt.__version__))
+
+    if is_model:
         spec = ProfileSpec()
         for kind, pick in (("min", min), ("opt", max), ("max", max)):
             for name in configs[0]:
@@ -61,7 +71,7 @@ def run(args):
                 spec.shapes[kind][name] = dims
         engine = str(Path(tmp.name) / "dynamic.engine")
         log.info("building a dynamic engine from %s", args.target)
-        build_engine(make_plan(model, args.target, engine, [spec], "fp16" if args.fp16 else "fp32", args.plugins))
+        build_engine(plan_for(model, args.target, engine, [spec]))
     runner = EngineRunner(engine, args.plugins or [])
     runs, by_batch = [], {}
     for shapes in configs:
@@ -84,8 +94,7 @@ def run(args):
         io.save(static, static_path)
         static_engine = str(Path(tmp.name) / "static.engine")
         log.info("building the static batch-%d engine", args.compare_padded)
-        build_engine(make_plan(static, str(static_path), static_engine, [], "fp16" if args.fp16 else "fp32",
-                               args.plugins))
+        build_engine(plan_for(static, str(static_path), static_engine, []))
         srunner = EngineRunner(static_engine, args.plugins or [])
         padded = {}
         for shapes in configs:

@@ -1,10 +1,10 @@
 """trtdeploy build MODEL -o ENGINE [--min-shapes ... --opt-shapes ... --max-shapes ...] [--profile ...]
-[--batch MIN:OPT:MAX] [--fp16] [--workspace MiB] [--timing-cache FILE] [--plugins LIB] [--dry-run [--json]]"""
+[--batch MIN:OPT:MAX] [--fp16|--bf16] [--workspace MiB] [--timing-cache FILE] [--plugins LIB] [--dry-run [--json]]"""
 
 from __future__ import annotations
 
 from ._common import log
-from ._profiles import add_profile_options
+from ._profiles import add_profile_options, profile_specs
 
 
 def add_parser(sub):
@@ -12,21 +12,22 @@ def add_parser(sub):
     p.add_argument("model", metavar="MODEL")
     p.add_argument("-o", "--output", metavar="ENGINE", help="engine file (default: MODEL with .engine)")
     add_profile_options(p)
-    p.add_argument("--fp16", action="store_true", help="FP16 (TensorRT 10: builder flag; 11: `trtdeploy fp16` pass)")
-    p.add_argument("--bf16", action="store_true", help="BF16 builder flag (TensorRT 10)")
+    p.add_argument("--fp16", action="store_true",
+                   help="FP16 (TensorRT 10: builder flag; strongly typed/11: the model goes through `trtdeploy fp16`)")
+    p.add_argument("--bf16", action="store_true", help="BF16 builder flag (TensorRT 10, weakly typed networks only)")
     p.add_argument("--strongly-typed", action="store_true", help="build a strongly typed network (types from the model)")
     p.add_argument("--workspace", type=int, metavar="MiB", help="workspace memory pool limit")
     p.add_argument("--timing-cache", metavar="FILE", help="load it if it exists, save it after the build")
     p.add_argument("--plugins", action="append", metavar="LIB",
-                   help="plugin library to load (default: trtdeploy's own when the model has YoloLayer_TRT)")
-    p.add_argument("--dry-run", action="store_true", help="print the build plan; needs no TensorRT")
+                   help="plugin library to load (trtdeploy's own is added when the model has YoloLayer_TRT)")
+    p.add_argument("--dry-run", action="store_true", help="print the build plan; needs no TensorRT; exits 1 when "
+                                                          "the plan cannot build")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
     return p
 
 
 def run(args):
     import json
-    import tempfile
     from pathlib import Path
 
     from .. import io
@@ -35,32 +36,35 @@ def run(args):
 
     if args.fp16 and args.bf16:
         raise TrtDeployError("give --fp16 or --bf16, not both")
+    specs = profile_specs(args)
     engine = args.output or str(Path(args.model).with_suffix(".engine"))
     if Path(engine).resolve() == Path(args.model).resolve():
         raise TrtDeployError(f"-o {engine} is the model file")
+    if Path(engine).is_dir():
+        raise TrtDeployError(f"-o {engine} is a folder; give the engine file")
     model = io.load(args.model, load_external_data=False)
-    plan = make_plan(model, args.model, engine, args.profiles or [],
+    if args.dry_run:
+        from ..trt import installed_version
+
+        version = installed_version()
+    else:
+        from ..trt import import_tensorrt
+
+        version = str(import_tensorrt().__version__)
+    plan = make_plan(model, args.model, engine, specs,
                      precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", plugins=args.plugins,
-                     workspace_mib=args.workspace, timing_cache=args.timing_cache, strongly_typed=args.strongly_typed)
+                     workspace_mib=args.workspace, timing_cache=args.timing_cache, strongly_typed=args.strongly_typed,
+                     tensorrt_version=version)
     if args.dry_run:
         print(json.dumps(plan.to_dict(), indent=2) if args.json else format_plan(plan))
-        return 0
     if plan.missing:
-        raise TrtDeployError(plan.missing[0])
-    from ..trt import import_tensorrt, major_version
+        more = f" (and {len(plan.missing) - 1} more, see the plan)" if len(plan.missing) > 1 and args.dry_run else ""
+        raise TrtDeployError(plan.missing[0] + more)
+    if args.dry_run:
+        return 0
     from ..trt.build import build_engine
 
-    trt = import_tensorrt()
     log.info("%s", format_plan(plan))
-    if plan.precision == "fp16" and (major_version(trt) >= 11 or plan.strongly_typed):
-        from ..surgery.fp16 import to_fp16
-
-        with tempfile.TemporaryDirectory() as d:
-            fp16_path = Path(d) / "model.fp16.onnx"
-            log.info("strongly typed network: converting the model to float16 first")
-            io.save(to_fp16(io.load(args.model)), fp16_path)
-            sidecar = build_engine(plan, str(fp16_path))
-    else:
-        sidecar = build_engine(plan)
+    sidecar = build_engine(plan)
     log.info("wrote %s (%.1f s) and %s.json", engine, sidecar["build_seconds"], engine)
     return 0

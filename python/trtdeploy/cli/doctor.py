@@ -33,5 +33,12 @@ def run(args):
           f"{'yes' if d['gpu_usable'] else 'no'}")
     print(f"  TensorRT           {d['tensorrt'] or 'not installed (pip install tensorrt, or trtdeploy[trt])'}; "
           f"usable: {'yes' if d['tensorrt_usable'] else 'no'}")
-    print(f"  TensorRT plugin    {d['tensorrt_plugin_library'] or 'not built (TensorRT headers were not found at build time)'}")
+    if not d["tensorrt_plugins"]:
+        print("  TensorRT plugin    not built (no TensorRT headers were found at build time; set "
+              "TRTDEPLOY_TENSORRT_INCLUDE_DIRS and reinstall)")
+    for row in d["tensorrt_plugins"]:
+        used = " <- loaded by the installed TensorRT" if row["library"] == d["tensorrt_plugin_for_installed"] else ""
+        print(f"  TensorRT plugin    {row['library']} (built for TensorRT {row['tensorrt_version']}){used}")
+    if d["tensorrt_plugin_problem"]:
+        print(f"  TensorRT plugin    PROBLEM: {d['tensorrt_plugin_problem']}")
     return 0

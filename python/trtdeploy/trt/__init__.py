@@ -1,13 +1,22 @@
 """TensorRT at the edge: engine build and runtime. The only package that imports tensorrt, lazily.
 
-Written against the TensorRT 10 Python API (and 11, which is always strongly typed). TensorRT
-cannot be installed on trtdeploy's CI machines, so this code is kept thin; everything it relies on
-(plans, shapes, the fp16 pass, sidecars, statistics) lives outside and is tested there.
+Written against the TensorRT 10 and 11 Python bindings (11 is always strongly typed and has no
+FP16/BF16 builder flags). TensorRT cannot be installed on trtdeploy's CI machines, so this code is
+kept thin: what it relies on (plans, precision strategy, plugin selection, sidecars, dtype tables,
+statistics) lives outside and is tested there.
 """
 
 from __future__ import annotations
 
-from ..errors import MissingDependencyError
+import logging
+from pathlib import Path
+
+from ..errors import MissingDependencyError, TrtDeployError
+
+log = logging.getLogger("trtdeploy")
+
+# TensorRT's plugin registry is one per process; so is this record of what was loaded into it.
+_loaded: dict[str, object] = {}
 
 
 def import_tensorrt():
@@ -20,24 +29,41 @@ def import_tensorrt():
     return trt
 
 
+def installed_version() -> str | None:
+    """The TensorRT version, or None when it cannot be imported (a dry run plans without it)."""
+    try:
+        import tensorrt as trt
+    except Exception:  # noqa: BLE001 - missing or broken installs alike: no TensorRT to plan for
+        return None
+    return str(trt.__version__)
+
+
 def major_version(trt) -> int:
     return int(str(trt.__version__).split(".")[0])
 
 
-def register_plugins(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """Load trtdeploy's plugin library (YoloLayer_TRT) and any extra ones into TensorRT's global
-    plugin registry, so that the ONNX parser and engine deserialization find them. Returns the
-    libraries loaded."""
-    from pathlib import Path
+def load_plugins(trt, libs: list[str]) -> None:
+    """Load plugin libraries into TensorRT's (global) plugin registry, once per process each.
 
-    from .._info import plugin_library
-    from ..errors import TrtDeployError
+    trtdeploy's own library is skipped when YoloLayer_TRT is already registered (another library
+    provides it, or it was loaded before). load_library returns None on every failure, including
+    "a plugin of this library is already registered": that is an error, not a silent skip."""
+    from ..plan import YOLO_OP, is_bundled
 
-    trt = import_tensorrt()
     registry = trt.get_plugin_registry()
-    libs = [lib for lib in [plugin_library(), *extra] if lib]
     for lib in libs:
-        if not Path(lib).is_file():
+        path = str(Path(lib).resolve())
+        if path in _loaded:
+            continue
+        if is_bundled(path) and registry.get_creator(YOLO_OP, "1", "") is not None:
+            log.info("YoloLayer_TRT is already registered; not loading %s", lib)
+            continue
+        if not Path(path).is_file():
             raise TrtDeployError(f"plugin library {lib} does not exist")
-        registry.load_library(str(lib))
-    return libs
+        handle = registry.load_library(path)
+        if handle is None:
+            raise TrtDeployError(f"TensorRT {trt.__version__} could not load plugin library {lib} (see its messages "
+                                 "above): a library built for another TensorRT major version, a missing dependency, "
+                                 "or a plugin it holds is already registered")
+        _loaded[path] = handle
+        log.info("loaded plugin library %s", lib)

@@ -1,4 +1,5 @@
-"""Build a serialized engine from a BuildPlan (TensorRT 10/11 Python API)."""
+"""Build a serialized engine from a BuildPlan (TensorRT 10/11 Python API). `build` and `bench` both
+come here, so what a plan says (precision pass, plugins, profiles, cache) happens the same way."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from ..errors import TrtDeployError
 from ..plan import BuildPlan
-from . import import_tensorrt, major_version
+from . import import_tensorrt, load_plugins, major_version
 
 log = logging.getLogger("trtdeploy.build")
 
@@ -45,69 +46,122 @@ def _progress_monitor(trt):
     return Progress()
 
 
-def build_engine(plan: BuildPlan, model_path: str | None = None) -> dict:
-    """Parse the ONNX model (model_path overrides plan.model, e.g. the fp16 conversion for TensorRT 11),
-    build with the plan's profiles, write the engine and its sidecar atomically. Returns the sidecar."""
+def prepare_model(plan: BuildPlan, workdir: str) -> str:
+    """The ONNX file TensorRT parses: the model itself, or (strongly typed fp16) its float16
+    conversion, checked against the float32 model in onnxruntime at the first profile's opt shapes
+    when it can run there (no plugin ops)."""
+    if plan.convert is None:
+        return plan.model
+    from .. import io
+    from ..surgery.fp16 import to_fp16, verify_fp16
+
+    model = io.load(plan.model)
+    half = to_fp16(model)
+    if plan.plugin_ops:
+        log.info("float16 conversion not checked in onnxruntime: it cannot run %s", ", ".join(plan.plugin_ops))
+    else:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            log.info("float16 conversion not checked: onnxruntime is not installed")
+        else:
+            shapes = {name: r["opt"] for name, r in plan.profiles[0].items()} if plan.profiles else None
+            for name, err in verify_fp16(model, half, shapes=shapes).items():
+                log.info("float16 conversion checked: %s within %.3g of its range", name, err)
+    path = os.path.join(workdir, "model.fp16.onnx")
+    io.save(half, path)
+    log.info("strongly typed network: building from the float16 conversion of the model")
+    return path
+
+
+def build_engine(plan: BuildPlan) -> dict:
+    """Parse the model, build with the plan's profiles, write the engine and its sidecar
+    atomically. Returns the sidecar."""
     if plan.missing:
         raise TrtDeployError(plan.missing[0])
     trt = import_tensorrt()
-    major = major_version(trt)
+    if plan.tensorrt_version != str(trt.__version__):
+        raise TrtDeployError(f"the plan was made for TensorRT {plan.tensorrt_version}; this is {trt.__version__}")
     logger = trt.Logger(trt.Logger.WARNING)
+    load_plugins(trt, plan.plugins)
     builder = trt.Builder(logger)
-    registry = builder.get_plugin_registry()
-    for lib in plan.plugins:
-        if not Path(lib).is_file():
-            raise TrtDeployError(f"plugin library {lib} does not exist")
-        registry.load_library(str(lib))
-        log.info("loaded plugin library %s", lib)
-    model_path = model_path or plan.model
-    strongly_typed = major >= 11 or plan.strongly_typed  # TensorRT 11 networks are always strongly typed
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(model_path)):
-        errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
-        raise TrtDeployError(f"TensorRT cannot parse {model_path}: " + "; ".join(errors[:3]))
-    config = builder.create_builder_config()
-    if plan.workspace_mib:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mib << 20)
-    if plan.precision in ("fp16", "bf16") and not strongly_typed:
-        config.set_flag(trt.BuilderFlag.FP16 if plan.precision == "fp16" else trt.BuilderFlag.BF16)
-    for prof in plan.profiles:
-        profile = builder.create_optimization_profile()
-        for name, r in prof.items():
-            profile.set_shape(name, r["min"], r["opt"], r["max"])
-        config.add_optimization_profile(profile)
-    cache = None
-    if plan.timing_cache:
-        blob = Path(plan.timing_cache).read_bytes() if Path(plan.timing_cache).is_file() else b""
-        cache = config.create_timing_cache(blob)
-        config.set_timing_cache(cache, ignore_mismatch=False)
-    config.progress_monitor = _progress_monitor(trt)
-    t0 = time.monotonic()
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise TrtDeployError("TensorRT failed to build the engine (see its messages above)")
-    seconds = time.monotonic() - t0
+    with tempfile.TemporaryDirectory(prefix="trtdeploy-build-") as workdir:
+        model_path = prepare_model(plan, workdir)
+        flags = 0
+        if plan.strongly_typed and major_version(trt) < 11:  # TensorRT 11: always, and the flag is deprecated
+            flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(model_path)):
+            errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
+            raise TrtDeployError(f"TensorRT cannot parse {plan.model}: " + "; ".join(errors[:3]))
+        config = builder.create_builder_config()
+        if plan.workspace_mib:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mib << 20)
+        if plan.builder_flag:
+            if not hasattr(trt.BuilderFlag, plan.builder_flag):
+                raise TrtDeployError(f"TensorRT {trt.__version__} has no builder flag {plan.builder_flag}")
+            config.set_flag(getattr(trt.BuilderFlag, plan.builder_flag))
+        for i, prof in enumerate(plan.profiles):
+            profile = builder.create_optimization_profile()
+            for name, r in prof.items():
+                try:
+                    profile.set_shape(name, r["min"], r["opt"], r["max"])
+                except RuntimeError as exc:
+                    raise TrtDeployError(f"profile {i}: TensorRT rejects the shapes of '{name}': {exc}") from None
+            if config.add_optimization_profile(profile) < 0:
+                raise TrtDeployError(f"profile {i}: TensorRT rejected it (see its messages above)")
+        cache = _timing_cache(config, plan.timing_cache, trt.__version__) if plan.timing_cache else None
+        config.progress_monitor = _progress_monitor(trt)
+        t0 = time.monotonic()
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise TrtDeployError("TensorRT failed to build the engine (see its messages above)")
+        seconds = time.monotonic() - t0
     _atomic_write(Path(plan.engine), memoryview(serialized))
     if cache is not None:
         _atomic_write(Path(plan.timing_cache), memoryview(config.get_timing_cache().serialize()))
-    sidecar = make_sidecar(plan, trt.__version__, seconds)
+    sidecar = make_sidecar(plan, str(trt.__version__), seconds)
     _atomic_write(Path(sidecar_path(plan.engine)), json.dumps(sidecar, indent=2).encode())
     return sidecar
+
+
+def _timing_cache(config, path: str, version: str):
+    """Attach the cache at `path` (a new one if the file does not exist); refuse one TensorRT
+    cannot read or that was made elsewhere, rather than building without it unknowingly."""
+    p = Path(path)
+    blob = p.read_bytes() if p.is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if cache is None:
+        raise TrtDeployError(f"--timing-cache {path}: TensorRT {version} cannot read it (corrupt, or written by another "
+                             "TensorRT version); delete it to start a new one")
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise TrtDeployError(f"--timing-cache {path} was made on another GPU or TensorRT version and TensorRT refused "
+                             "it; delete it to start a new one")
+    return cache
 
 
 def sidecar_path(engine: str) -> str:
     return str(engine) + ".json"
 
 
+def read_sidecar(engine: str) -> dict | None:
+    p = Path(sidecar_path(engine))
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise TrtDeployError(f"{p}: not a readable build sidecar ({exc}); delete it or rebuild the engine") from None
+
+
 def make_sidecar(plan: BuildPlan, trt_version: str, build_seconds: float | None) -> dict:
     from datetime import datetime, timezone
 
     return {"engine": os.path.basename(plan.engine), "model": plan.model, "tensorrt_version": trt_version,
-            "precision": plan.precision, "profiles": plan.profiles, "inputs": plan.inputs, "outputs": plan.outputs,
-            "plugins": plan.plugins, "build_seconds": build_seconds,
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "precision": plan.precision, "precision_how": plan.precision_how, "profiles": plan.profiles,
+            "inputs": plan.inputs, "outputs": plan.outputs, "plugins": plan.plugins, "plugin_ops": plan.plugin_ops,
+            "build_seconds": build_seconds, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def _atomic_write(path: Path, data) -> None:
