@@ -75,3 +75,23 @@ def test_fp16_value_float_constant_does_not_crash():
     onnx.checker.check_model(h, full_check=True)
     x = np.array([1.5, -2.0], np.float32)
     np.testing.assert_allclose(ort_run(h, {"x": x})[0], [3.0, -4.0])
+
+
+def test_nodes_reading_unknown_types_stay_as_they_are():
+    """After an op shape inference does not know (an onnxruntime contrib op, as in ddddocr's quantized
+    common_old.onnx) the types are unknown: converting a reader's constant operand to float16 made the
+    model fail to type-check."""
+    from onnx import helper, numpy_helper
+
+    nodes = [helper.make_node("Gelu", ["x"], ["a"], name="gelu", domain="com.microsoft"),
+             helper.make_node("Mul", ["a", "scale"], ["b"], name="mul"),
+             helper.make_node("Relu", ["b"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [2, 3])],
+                          initializer=[numpy_helper.from_array(np.full(3, 0.5, np.float32), "scale")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    kept: list[str] = []
+    h = to_fp16(m, kept=kept)
+    assert kept and "unknown type" in kept[0] and "'mul' (Mul)" in kept[0]
+    x = np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]], np.float32)
+    np.testing.assert_allclose(ort_run(h, {"x": x})[0], ort_run(m, {"x": x})[0], rtol=1e-6)

@@ -140,3 +140,22 @@ def test_insert_cast_on_a_graph_input_changes_its_dtype(tmp_path):
     proc = run_cli("insert-cast", src, "-o", tmp_path / "c.onnx", "--tensor", "ids", "--to", "int32")
     assert proc.returncode == 0, proc.stderr
     assert "checked: same outputs at ids:2x3" in proc.stderr
+
+
+def test_remove_node_before_an_output_keeps_its_declared_type_when_inference_cannot_size_it(tmp_path):
+    """PP-OCR's cls model ends in Identity -> output after a computed Reshape: removing the Identity
+    cleared the output's type (the checker then refuses the model)."""
+    from conftest import run_cli
+
+    nodes = [helper.make_node("Gelu", ["x"], ["a"], name="gelu", domain="com.microsoft"),
+             helper.make_node("Identity", ["a"], ["y"], name="idn")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [2, 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    r = remove_nodes(m, ["idn"])
+    assert r.graph.output[0].type == m.graph.output[0].type
+    src = tmp_path / "m.onnx"
+    onnx.save(m, str(src))
+    proc = run_cli("remove-node", src, "-o", tmp_path / "r.onnx", "--node", "idn")
+    assert proc.returncode == 0, proc.stderr
+    assert "checked: same outputs at x:2x3" in proc.stderr

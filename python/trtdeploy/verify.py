@@ -342,7 +342,7 @@ def fp16_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe) 
     feeds = probe.feeds(0)
     rounded = {k: v.astype(np.float16).astype(v.dtype) if v.dtype == np.float32 else v for k, v in feeds.items()}
     sess_o, sess_n = _sessions(original, new)
-    want = run(sess_o, feeds)
+    want = _run_original(sess_o, feeds, probe, 0)
     got = run(sess_n, _cast_feeds(new, feeds), list(want))
     spread = run(session(round_to_fp16(original)), rounded)
     checks, notes = [], [n for n in [_constant_outputs(want)] if n]
@@ -433,8 +433,8 @@ def verify_dynamic(original: onnx.ModelProto, dynamic: onnx.ModelProto, batch_si
 
 def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: Probe,
                     batch_sizes: list[int] | None = None, atol: float = 1e-4, rtol: float = 1e-3) -> dict:
-    """Run both models in onnxruntime. The batch symbol (on axis 0) is checked at several sizes: each
-    sample of the dynamic run must match the original model run on that sample alone. Other new
+    """Run both models in onnxruntime. The batch symbol ('batch', else the one on an axis 0) is checked
+    at several sizes: each sample of the dynamic run must match the original model run on it alone. Other new
     symbols (height/width, sequence) have no original to compare with at another size: there the check
     shows only that the model runs and that a batched run equals runs of one sample each, and the
     report says exactly that. Raises TrtDeployError on the first mismatch."""

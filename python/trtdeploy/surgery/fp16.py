@@ -113,9 +113,16 @@ def to_fp16(model: onnx.ModelProto, keep_io_fp32: bool = True, keep_ops: set[str
         if bad and kept is not None:
             kept.append(f"{node_label(n)}: its constant '{bad[0]}' has {out_of_range[bad[0]]}")
 
+    untyped = [n for n in g.node if any(x and not types.get(x) for x in n.input)]
+    if untyped and kept is not None:
+        kept.append(f"{len(untyped)} node(s) reading tensors of unknown type (outputs of ops shape inference does "
+                    f"not know, e.g. {node_label(untyped[0])}); they stay as they are")
+    untyped_keys = {tuple(n.output) for n in untyped}  # outputs name a node (ids of proto wrappers do not)
+
     def fp32_node(n: onnx.NodeProto) -> bool:
         return (n.domain not in ("", "ai.onnx") or n.op_type in keep_ops or n.name in keep_nodes
-                or any(True for _ in subgraphs(n)) or any(x in out_of_range for x in n.input))
+                or any(True for _ in subgraphs(n)) or any(x in out_of_range for x in n.input)
+                or tuple(n.output) in untyped_keys)
 
     # 1. what each node wants on each float32 input, and what type its outputs get
     want: dict[tuple[int, int], int] = {}

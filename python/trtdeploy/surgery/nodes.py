@@ -94,10 +94,15 @@ def _remove_one(m: onnx.ModelProto, name: str) -> None:
 
             _apply(m, {src: out})
             ov = next(o for o in g.output if o.name == out)
+            declared = onnx.TypeProto()
+            declared.CopyFrom(ov.type)
             ov.type.Clear()
             types = propagate(m)
-            if out in types and types[out][0]:
-                ov.CopyFrom(helper.make_tensor_value_info(out, types[out][0], types[out][1]))
+            elem, dims = types.get(out, (0, None))
+            if elem and dims is not None:
+                ov.CopyFrom(helper.make_tensor_value_info(out, elem, dims))
+            else:  # inference cannot size it: the declaration stays (same tensor, same type)
+                ov.type.CopyFrom(declared)
         else:
             for n in g.node:
                 for k, x in enumerate(n.input):
