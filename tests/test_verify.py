@@ -150,13 +150,13 @@ def test_fp16_tolerance_comes_from_fp16_itself():
     half = to_fp16(m)
     report = fp16_outputs(m, half, Probe(m))
     (c,) = report["checks"]
-    assert 0 < c["max_abs_diff"] <= 4 * max(c["yardstick"], 2.5e-4)
+    assert 0 < c["max_abs_diff"] <= 5 and 0 < c["range_error"] < 1e-2
     dead = onnx.ModelProto()  # the detection convs output nothing: every sigmoid is 0.5
     dead.CopyFrom(half)
     for t in dead.graph.initializer:
         if t.name.startswith("detect.m."):
             t.CopyFrom(numpy_helper.from_array(np.zeros(tuple(t.dims), np.float16), t.name))
-    with pytest.raises(TrtDeployError, match=r"float16 output 'output0' is off by .*; rounding weights and act"):
+    with pytest.raises(TrtDeployError, match=r"float16 output .output0. is off by [0-9.]+x what rounding weights and act"):
         fp16_outputs(m, dead, Probe(m))
 
 

@@ -280,8 +280,8 @@ def _report(checks: list[dict], notes: list[str], probe: Probe | None) -> dict:
 # ---- fp16 -------------------------------------------------------------------------------------------
 
 _F16_MAX = 65504.0
-FP16_SPREAD_FACTOR = 4.0    # measured: the float16 model's error is 0.3-2.4x the yardstick's (see fp16_outputs)
-FP16_FLOOR = 1e-3           # below this (relative) error anything passes
+FP16_SPREAD_FACTOR = 5.0    # measured: the float16 model's error is 0.1-2.4x the yardstick's (see fp16_outputs)
+FP16_FLOOR = 1e-4           # of the output's range: errors below it per element pass
 
 
 def round_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -327,14 +327,15 @@ def round_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def fp16_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe) -> dict:
-    """Each float output of the float16 model may differ from the float32 model's by at most
-    FP16_SPREAD_FACTOR times what rounding weights, inputs and every activation to float16 moves it
-    (round_to_fp16, the yardstick, run on the same inputs), or FP16_FLOOR of its range; non-float
-    outputs (argmax, indices) may have as many mismatches as that rounding causes, times the same
-    factor, or 1%. Errors are _relative_error: each element's against its own magnitude (plus 1% of
-    the output's range), so that scores beside pixel coordinates in one YOLO output count. On PP-OCRv4
-    det/rec/cls, ddddocr and the test fixtures the float16 model's error is 0.3-2.4x the yardstick's;
-    a collapsed output (all zeros, or constant after an overflowing weight) is off by ~1."""
+    """The float16 model against the float32 one, with what float16 itself explains as the yardstick:
+    the float32 model run with its weights, inputs and every activation rounded to float16
+    (round_to_fp16), on the same inputs. For each float output, the mean abs error of the float16
+    model may be at most FP16_SPREAD_FACTOR times the yardstick's, over the whole tensor and over every
+    slice along every axis (a dead channel or class shows in its own slice, even when box coordinates
+    in pixels dominate the tensor), with a floor of FP16_FLOOR of the output's range per element.
+    Non-float outputs (argmax, indices) may have as many mismatches as the yardstick's, times the same
+    factor, or 1%. Measured: on PP-OCRv4 det (a text image)/rec/cls, ddddocr and the test fixtures the
+    ratio is 0.1-2.4; a collapsed output (PP-OCRv4 det all zeros, a BatchNorm overflowing) is 100-600."""
     import numpy as np
 
     from .runtime import run, session
@@ -357,7 +358,7 @@ def fp16_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe) 
             allowed = max(FP16_SPREAD_FACTOR * base, 0.01 * ref.size)
             if bad > allowed:
                 raise TrtDeployError(f"float16 output '{name}' differs from the float32 model in {bad} of {ref.size} "
-                                     f"elements (rounding weights and inputs to float16 changes {base}) {where}")
+                                     f"elements (rounding weights and activations to float16 changes {base}) {where}")
             checks.append({"check": f"float16 '{name}': {bad} of {ref.size} differ (rounding alone: {base})",
                            "max_abs_diff": float(bad)})
             continue
@@ -367,38 +368,44 @@ def fp16_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe) 
         if (~np.isfinite(o64) & finite).any():
             raise TrtDeployError(f"float16 output '{name}' has inf/NaN where the float32 model has finite values "
                                  f"(an overflow: keep that part in float32 with --keep-node/--keep-op) {where}")
-        err = _relative_error(o64, r64)
-        yard_err = _relative_error(yard.astype(np.float64), r64)
-        bound = max(FP16_SPREAD_FACTOR * yard_err, FP16_FLOOR)
-        if yard_err > 0.1:
-            notes.append(f"on the check inputs, float16 rounding alone moves output '{name}' by {yard_err:.3g} "
-                         "(relative): there it is mostly noise, and the check can tell little; pass real inputs "
-                         "with --inputs FILE.npz")
-        if not err <= bound:
-            raise TrtDeployError(f"float16 output '{name}' is off by {err:.3g} (relative to each value, plus 1% "
-                                 f"of the output's range); rounding weights and activations to float16 gives "
-                                 f"{yard_err:.3g} (allowed {bound:.3g}); keep the sensitive nodes in float32 with "
-                                 f"--keep-node/--keep-op {where}")
+        ratio, err, yard_err, slice_ = _error_ratio(o64, yard.astype(np.float64), r64)
         scale = float(np.abs(r64[finite]).max(initial=0.0)) or 1.0
+        if yard_err > 0.1 * float(np.abs(r64[finite]).mean()) and yard_err > FP16_FLOOR * scale:
+            notes.append(f"on the check inputs, float16 rounding alone moves output '{name}' by {yard_err:.3g} on "
+                         "average, over a tenth of its mean magnitude: the check can tell little there; pass real "
+                         "inputs with --inputs FILE.npz")
+        if not ratio <= FP16_SPREAD_FACTOR:
+            raise TrtDeployError(f"float16 output '{name}' is off by {ratio:.3g}x what rounding weights and activations "
+                                 f"to float16 explains (mean abs error {err:.3g} vs {yard_err:.3g}{slice_}; allowed "
+                                 f"{FP16_SPREAD_FACTOR:g}x); keep the sensitive nodes in float32 with "
+                                 f"--keep-node/--keep-op {where}")
         range_err = float(np.abs(o64 - r64)[finite].max(initial=0.0)) / scale
-        checks.append({"check": f"float16 '{name}': off by {err:.3g} (rounding alone: {yard_err:.3g}, allowed "
-                                f"{bound:.3g})", "max_abs_diff": err, "output": name, "yardstick": yard_err,
-                       "range_error": range_err})
+        checks.append({"check": f"float16 '{name}': {ratio:.2f}x the error of float16 rounding alone (allowed "
+                                f"{FP16_SPREAD_FACTOR:g}x; max abs error {range_err:.3g} of the range)",
+                       "max_abs_diff": ratio, "output": name, "range_error": range_err})
     return _report(checks, notes, probe)
 
 
-def _relative_error(got, ref) -> float:
-    """max |got - ref| / (|ref| + 1% of ref's range), over ref's finite elements: a small value (a
-    score beside box coordinates in one tensor) is judged at its own scale, and values near 0 at 1%
-    of the range."""
+def _error_ratio(got, yard, ref) -> tuple[float, float, float, str]:
+    """max over the whole tensor and over each slice (one index along one axis, of 16+ elements) of
+    mean|got - ref| / (mean|yard - ref| + FP16_FLOOR * max|ref|), over ref's finite elements; with the
+    two means and where ('' or ' in axis A index I') of the worst."""
     import numpy as np
 
     finite = np.isfinite(ref)
-    if not finite.any():
-        return 0.0
-    r = ref[finite]
-    floor = 0.01 * float(np.abs(r).max()) or 1e-30
-    return float((np.abs(got[finite] - r) / (np.abs(r) + floor)).max())
+    d = np.where(finite, np.abs(got - ref), 0.0)
+    y = np.where(finite, np.abs(yard - ref), 0.0)
+    floor = FP16_FLOOR * float(np.abs(np.where(finite, ref, 0.0)).max(initial=0.0)) + 1e-30
+    worst = (d.mean() / (y.mean() + floor), float(d.mean()), float(y.mean()), "")
+    for axis in range(d.ndim):
+        if d.size // max(d.shape[axis], 1) < 16 or d.shape[axis] < 2:
+            continue
+        rest = tuple(a for a in range(d.ndim) if a != axis)
+        dm, ym = d.mean(rest), y.mean(rest)
+        k = int(np.argmax(dm / (ym + floor)))
+        if dm[k] / (ym[k] + floor) > worst[0]:
+            worst = (dm[k] / (ym[k] + floor), float(dm[k]), float(ym[k]), f" in axis {axis} index {k}")
+    return float(worst[0]), worst[1], worst[2], worst[3]
 
 
 def verify_fp16(fp32: onnx.ModelProto, fp16: onnx.ModelProto, shapes=None, seed: int = 0, feeds=None) -> dict:

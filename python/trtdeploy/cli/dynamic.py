@@ -27,7 +27,7 @@ def run(args):
 
     from ..errors import TrtDeployError
     from ..surgery.dims import default_dims, explain_default, make_dynamic, parse_dims
-    from ..verify import dynamic_outputs
+    from ..verify import CannotRun, dynamic_outputs
 
     out = output_path(args)
     spec = {}
@@ -59,6 +59,8 @@ def run(args):
     def check(original, new, probe):
         try:
             return dynamic_outputs(original, new, probe, batch_sizes=sizes)
+        except CannotRun:
+            raise
         except TrtDeployError as exc:
             raise explained(exc) from None
 

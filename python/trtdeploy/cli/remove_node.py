@@ -18,7 +18,7 @@ def add_parser(sub):
 def run(args):
     from ..errors import TrtDeployError
     from ..surgery.nodes import remove_nodes
-    from ..verify import same_outputs
+    from ..verify import CannotRun, same_outputs
 
     out = output_path(args)
     model = load(args.model)
@@ -26,6 +26,8 @@ def run(args):
     def check(original, new, probe):
         try:
             return same_outputs(original, new, probe)
+        except CannotRun:
+            raise
         except TrtDeployError as exc:  # removing a Softmax to get logits changes the outputs on purpose
             raise TrtDeployError(f"{exc}; if changing the outputs is the point, --no-verify writes it") from None
 
