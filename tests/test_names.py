@@ -325,3 +325,32 @@ def test_rename_file_python_matches_native(tmp_path):
     trtdeploy.rename_file(src, tmp_path / "a.onnx", mapping, backend="python")
     trtdeploy.rename_file(src, tmp_path / "b.onnx", mapping, backend="native")
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+
+
+def test_rename_with_several_data_files_rewrites_each_location(tmp_path):
+    """One file per tensor (as torch.onnx writes without all_tensors_to_one_file), one entry written
+    value-before-key: each location is rewritten to <out>.data.<i>, the model runs on the same weights."""
+    pytest.importorskip("trtdeploy._C")
+    m = load_fixture("view_cnn")
+    src = tmp_path / "src" / "m.onnx"
+    src.parent.mkdir()
+    saved = onnx.ModelProto()
+    saved.CopyFrom(m)
+    onnx.save_model(saved, str(src), save_as_external_data=True, all_tensors_to_one_file=False, size_threshold=0)
+    ext = onnx.load(str(src), load_external_data=False)
+    t = next(t for t in ext.graph.initializer if t.external_data)
+    entries = [(e.key, e.value) for e in t.external_data]
+    t.ClearField("external_data")
+    loc = next(v for k, v in entries if k == "location")
+    for k, v in reversed(entries):
+        e = t.external_data.add()
+        e.value, e.key = v, k
+    onnx.save(ext, str(src))
+    locations = sorted({e.value for t in ext.graph.initializer for e in t.external_data if e.key == "location"})
+    assert len(locations) == 6 and loc in locations
+    info = trtdeploy.rename_file(src, tmp_path / "out" / "r.onnx", {"input": "images"})
+    assert sorted(info["data_files"]) == sorted(str(tmp_path / "out" / f"r.onnx.data.{i}") for i in range(6))
+    r = onnx.load(str(tmp_path / "out" / "r.onnx"))
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    np.testing.assert_array_equal(ort_run(r, {"images": x})[0], ort_run(m, {"input": x})[0])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["r.onnx"] + [f"r.onnx.data.{i}" for i in range(6)]
