@@ -93,7 +93,8 @@ class Probe:
     """The inputs of the check: user values (--inputs), shapes (--shapes), else the model's static dims,
     with each dynamic dim left over guessed (1 on axis 0, runtime.GUESSED_SIZE elsewhere) and named
     in ``guesses``. ``feeds(k)``: k=0 the base inputs; k=1, 2 random inputs with every dynamic dim at
-    another size (v + k * the largest power of two dividing v: strides still divide it)."""
+    another size (v + k * the largest power of two dividing v: strides still divide it); the given
+    values of inputs without dynamic dims (a sample rate) are kept at every size."""
 
     def __init__(self, model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None,
                  values: dict[str, np.ndarray] | None = None, seed: int = 0):
@@ -127,13 +128,13 @@ class Probe:
         from .runtime import random_inputs
 
         feeds = random_inputs(self.model, self.shapes_at(k), seed=self.seed + k)
-        if k == 0:
-            feeds.update(self.values)
+        fixed = {name for name in self.values if k and any(n == name for n, _ in self.dynamic)}
+        feeds.update({name: v for name, v in self.values.items() if name not in fixed})  # a sample rate stays
         return feeds
 
     def where(self, k: int = 0) -> str:
         text = ", ".join(f"{n}:{'x'.join(map(str, d))}" if d else f"{n}:scalar" for n, d in self.shapes_at(k).items())
-        return f"at {text}" + (" (random)" if k or not self.values else "")
+        return f"at {text}" + (" (random)" if not self.values else " (random where resized)" if k else "")
 
     def note(self) -> str | None:
         if not self.guesses:
