@@ -87,9 +87,14 @@ def log_report(report: dict, verb: str = "checked") -> None:
 
 def write_checked(args, original, new, check, out=None) -> dict | None:
     """Write ``new`` at -o OUT through io.save's staging; before the rename into place, run
-    onnx.checker on the written file and, when onnxruntime is installed, ``check(original, new, probe)``
-    (a verify.py check, or any function with that signature that raises TrtDeployError), unless
-    --no-verify. ``check=None``: the checker only. A failure writes nothing at OUT."""
+    onnx.checker on the written file and, when onnxruntime is installed, ``check(original, new, probe)``,
+    unless --no-verify. ``check=None``: the checker only. A failure writes nothing at OUT.
+
+    A check is a verify.py promise (same_outputs, fp16_outputs, dynamic_outputs) or any function with
+    that signature: ``probe`` is a verify.Probe built from --shapes/--inputs (``probe.feeds()``: the
+    input values; ``probe.note()``: the sizes it had to guess); it returns a report
+    ``{"checks": [{"check": text, "max_abs_diff": x}], "notes": [text]}`` or raises TrtDeployError
+    naming what differs and by how much (verify.CannotRun: nothing to compare with, only noted)."""
     from .. import io, runtime, verify
 
     out = out or output_path(args)
