@@ -7,15 +7,18 @@ namespace trtdeploy {
 namespace {
 
 // Message kinds whose fields we look into. Field numbers are those of onnx/onnx.proto3 (onnx >= 1.15).
+// kMainGraph/kMainInput/kMainOutput are the model's own graph and its inputs/outputs: the same
+// rules as kGraph/kValueInfo, visited apart so that the scan can list the graph's inputs/outputs.
 enum Kind : int {
   kModel, kGraph, kNode, kAttribute, kValueInfo, kTensor, kSparseTensor, kAnnotation,
-  kQuantEntry, kTrainingInfo, kBinding, kExternalEntry, kNone
+  kQuantEntry, kTrainingInfo, kBinding, kExternalEntry, kMainGraph, kMainInput, kMainOutput, kNone
 };
 const char* const kKindNames[] = {"ModelProto", "GraphProto", "NodeProto", "AttributeProto",
                                   "ValueInfoProto", "TensorProto", "SparseTensorProto",
                                   "TensorAnnotation", "StringStringEntryProto",
                                   "TrainingInfoProto", "StringStringEntryProto",
-                                  "StringStringEntryProto"};
+                                  "StringStringEntryProto", "GraphProto", "ValueInfoProto",
+                                  "ValueInfoProto"};
 
 enum class Act { Copy, Name, Sub, External };
 struct Rule {
@@ -28,7 +31,7 @@ constexpr int kMaxDepth = 200;  // nesting of visited messages (If inside Loop i
 Rule rule_for(int kind, uint32_t field) {
   switch (kind) {
     case kModel:
-      if (field == 7) return {Act::Sub, kGraph};          // graph
+      if (field == 7) return {Act::Sub, kMainGraph};      // graph
       if (field == 20) return {Act::Sub, kTrainingInfo};  // training_info
       break;                                              // functions (25) have their own scope
     case kGraph:
@@ -69,6 +72,13 @@ Rule rule_for(int kind, uint32_t field) {
     case kBinding:
       if (field == 1 || field == 2) return {Act::Name, kNone};
       break;
+    case kMainGraph:
+      if (field == 11) return {Act::Sub, kMainInput};
+      if (field == 12) return {Act::Sub, kMainOutput};
+      return rule_for(kGraph, field);
+    case kMainInput:
+    case kMainOutput:
+      return rule_for(kValueInfo, field);
     default:
       break;
   }
@@ -162,9 +172,31 @@ class Reader {
 
 }  // namespace
 
-WireRenamer::WireRenamer(const uint8_t* data, size_t size, const NameMap& mapping)
-    : data_(data), size_(size), mapping_(mapping) {
+WireRenamer::WireRenamer(const uint8_t* data, size_t size, const NameMap& mapping, const NameMap* locations)
+    : data_(data), size_(size), mapping_(mapping), locations_(locations && !locations->empty() ? locations : nullptr) {
   for (const auto& kv : mapping_) lookup_.emplace(kv.first, kv.second);
+}
+
+std::string_view WireRenamer::location_of(const uint8_t* b, const uint8_t* e, std::string_view* key) const {
+  std::string_view value;
+  Reader entry(data_, b, e);
+  while (!entry.done()) {
+    Field f = entry.next(kExternalEntry);
+    if (f.wire_type != 2) continue;
+    std::string_view text(reinterpret_cast<const char*>(f.payload), f.end - f.payload);
+    if (f.number == 1) *key = text;
+    if (f.number == 2) value = text;
+  }
+  return value;
+}
+
+const std::string* WireRenamer::new_location(const uint8_t* b, const uint8_t* e) const {
+  if (!locations_) return nullptr;
+  std::string_view key;
+  std::string_view value = location_of(b, e, &key);
+  if (key != "location") return nullptr;
+  auto it = locations_->find(std::string(value));
+  return it == locations_->end() ? nullptr : &it->second;
 }
 
 std::string_view WireRenamer::mapped(std::string_view name) const {
@@ -191,21 +223,28 @@ uint64_t WireRenamer::size_message(int kind, const uint8_t* b, const uint8_t* e,
         total += static_cast<uint64_t>(f.end - f.start);
         break;
       case Act::External: {
-        std::string_view key, value;
-        Reader entry(data_, f.payload, f.end);
-        while (!entry.done()) {
-          Field e = entry.next(kExternalEntry);
-          if (e.wire_type != 2) continue;
-          std::string_view text(reinterpret_cast<const char*>(e.payload), e.end - e.payload);
-          if (e.number == 1) key = text;
-          if (e.number == 2) value = text;
-        }
+        std::string_view key;
+        std::string_view value = location_of(f.payload, f.end, &key);
         if (key == "location") result_.external_locations.emplace(value);
-        total += static_cast<uint64_t>(f.end - f.start);
+        const std::string* loc = new_location(f.payload, f.end);
+        if (!loc) {
+          total += static_cast<uint64_t>(f.end - f.start);
+          break;
+        }
+        uint64_t entry = 0;  // the entry with its value field re-encoded
+        Reader fields(data_, f.payload, f.end);
+        while (!fields.done()) {
+          Field e = fields.next(kExternalEntry);
+          entry += (e.number == 2 && e.wire_type == 2) ? varint_size((2 << 3) | 2) + varint_size(loc->size()) + loc->size()
+                                                       : static_cast<uint64_t>(e.end - e.start);
+        }
+        total += key_size + varint_size(entry) + entry;
         break;
       }
       case Act::Name: {
         std::string_view name(reinterpret_cast<const char*>(f.payload), f.end - f.payload);
+        if (kind == kMainInput) result_.graph_inputs.push_back(name);
+        if (kind == kMainOutput) result_.graph_outputs.push_back(name);
         if (!name.empty() && seen_.insert(name).second) result_.names.push_back(name);
         std::string_view out = mapped(name);
         if (out.data() != name.data()) ++result_.renamed_fields;
@@ -213,6 +252,7 @@ uint64_t WireRenamer::size_message(int kind, const uint8_t* b, const uint8_t* e,
         break;
       }
       case Act::Sub: {
+        if (kind == kModel) result_.has_graph = true;
         size_t slot = sizes_.size();
         sizes_.push_back(0);
         uint64_t sub = size_message(rule.sub, f.payload, f.end, depth + 1, progress);
@@ -245,15 +285,15 @@ void WireRenamer::validate() const {
     }
     if (!seen_.count(kv.first)) unknown.push_back(kv.first);
   }
-  auto join = [](const std::vector<std::string>& v) {
-    std::string s;
-    for (size_t i = 0; i < v.size() && i < 10; ++i) s += (i ? ", '" : "'") + v[i] + "'";
+  auto join = [](const std::vector<std::string>& v, bool quote) {  // items already quoted: quote=false
+    std::string s, q = quote ? "'" : "";
+    for (size_t i = 0; i < v.size() && i < 10; ++i) s += (i ? ", " : "") + q + v[i] + q;
     if (v.size() > 10) s += " and " + std::to_string(v.size() - 10) + " more";
     return s;
   };
-  if (!empty.empty()) throw RenameError("empty tensor names cannot be renamed: " + join(empty));
+  if (!empty.empty()) throw RenameError("empty tensor names cannot be renamed: " + join(empty, false));
   if (!unknown.empty())
-    throw RenameError("no tensor named " + join(unknown) +
+    throw RenameError("no tensor named " + join(unknown, true) +
                       " in the model; `trtdeploy inspect --nodes MODEL` lists the names");
   // Collisions: two names mapped to one, or a new name that stays taken by an unrenamed tensor.
   std::vector<std::string> collisions;
@@ -270,7 +310,7 @@ void WireRenamer::validate() const {
       collisions.push_back("'" + std::string(target_of[kv.second]) + "' -> '" + kv.second + "' (kept by another entry)");
   if (!collisions.empty()) {
     std::sort(collisions.begin(), collisions.end());
-    throw RenameError("rename would merge tensors: " + join(collisions));
+    throw RenameError("rename would merge tensors: " + join(collisions, false));
   }
 }
 
@@ -283,9 +323,32 @@ void WireRenamer::write_message(int kind, const uint8_t* b, const uint8_t* e, Si
     Rule rule = rule_for(kind, f.number);
     switch (rule.act) {
       case Act::Copy:
-      case Act::External:
         sink.write(f.start, f.end - f.start);
         break;
+      case Act::External: {
+        const std::string* loc = new_location(f.payload, f.end);
+        if (!loc) {
+          sink.write(f.start, f.end - f.start);
+          break;
+        }
+        std::string entry;  // small: a key and a file name
+        Reader fields(data_, f.payload, f.end);
+        while (!fields.done()) {
+          Field e = fields.next(kExternalEntry);
+          if (e.number == 2 && e.wire_type == 2) {
+            size_t n = put_varint(head, (2 << 3) | 2);
+            n += put_varint(head + n, loc->size());
+            entry.append(reinterpret_cast<const char*>(head), n).append(*loc);
+          } else {
+            entry.append(reinterpret_cast<const char*>(e.start), e.end - e.start);
+          }
+        }
+        size_t n = put_varint(head, (uint64_t(f.number) << 3) | 2);
+        n += put_varint(head + n, entry.size());
+        sink.write(head, n);
+        sink.write(reinterpret_cast<const uint8_t*>(entry.data()), entry.size());
+        break;
+      }
       case Act::Name: {
         std::string_view name(reinterpret_cast<const char*>(f.payload), f.end - f.payload);
         std::string_view out = mapped(name);

@@ -42,14 +42,19 @@ using ProgressFn = std::function<void(const uint8_t*)>;
 
 struct ScanResult {
   std::vector<std::string_view> names;        // every tensor name, in first-seen order (views into input)
-  std::set<std::string> external_locations;   // TensorProto.external_data "location" values
+  std::vector<std::string_view> graph_inputs;   // the main graph's inputs, in order
+  std::vector<std::string_view> graph_outputs;  // the main graph's outputs, in order
+  bool has_graph = false;                       // the ModelProto has a graph (an empty file has none)
+  std::set<std::string> external_locations;   // TensorProto.external_data "location" values (before renaming)
   uint64_t output_size = 0;                   // size of the renamed model
   size_t renamed_fields = 0;                  // how many name fields the mapping changes
 };
 
 class WireRenamer {
  public:
-  WireRenamer(const uint8_t* data, size_t size, const NameMap& mapping);
+  // locations (optional): external data "location" values to rewrite (old -> new), so that a copy of
+  // the model can point at data files named after it.
+  WireRenamer(const uint8_t* data, size_t size, const NameMap& mapping, const NameMap* locations = nullptr);
   // Pass 1: walk, collect names, compute sizes. Throws ParseError.
   const ScanResult& scan(const ProgressFn& progress = nullptr);
   // Check the mapping against the collected names. Throws RenameError.
@@ -61,6 +66,7 @@ class WireRenamer {
   const uint8_t* data_;
   size_t size_;
   const NameMap& mapping_;
+  const NameMap* locations_;
   std::unordered_map<std::string_view, std::string_view> lookup_;
   std::unordered_set<std::string_view> seen_;
   std::vector<uint64_t> sizes_;  // new content size of every visited submessage, in pre-order
@@ -71,6 +77,9 @@ class WireRenamer {
   uint64_t size_message(int type, const uint8_t* b, const uint8_t* e, int depth, const ProgressFn& progress);
   void write_message(int type, const uint8_t* b, const uint8_t* e, Sink& sink, const ProgressFn& progress);
   std::string_view mapped(std::string_view name) const;
+  // An external_data entry: its (key, value), and the value it is written with.
+  std::string_view location_of(const uint8_t* b, const uint8_t* e, std::string_view* key) const;
+  const std::string* new_location(const uint8_t* b, const uint8_t* e) const;
 };
 
 }  // namespace trtdeploy

@@ -21,6 +21,16 @@ std::string os_error(const std::string& what, const std::string& path) {
   return what + " '" + path + "': " + std::strerror(errno);
 }
 
+// A Python signal handler raised (Ctrl-C, or the CLI's SIGTERM handler): unwind, then re-raise it.
+struct Interrupted {};
+
+// Run pending Python signal handlers from inside a GIL-released loop, so that a long rename can be
+// stopped (and its temporary files removed by the caller) instead of finishing first.
+void check_signals() {
+  py::gil_scoped_acquire gil;
+  if (PyErr_CheckSignals() != 0) throw Interrupted{};
+}
+
 // Read-only mapping of a whole file. Pages behind the cursor are dropped as the passes advance,
 // so resident memory stays a few chunks, whatever the file size.
 class MappedFile {
@@ -56,11 +66,13 @@ class MappedFile {
     uintptr_t hi = reinterpret_cast<uintptr_t>(e) & ~(page - 1);
     if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
   }
-  // Progress callback: release everything before `upto` once enough has accumulated.
+  // Progress callback: release everything before `upto` once enough has accumulated (and let
+  // Python's signal handlers run at that pace).
   void advance(const uint8_t* upto) {
     if (upto - released_ > kChunk) {
       release(data_, upto);
       released_ = upto;
+      check_signals();
     }
   }
   void reset() { released_ = data_; }
@@ -96,6 +108,7 @@ class FileSink : public Sink {
       size_t k = std::min<size_t>(n, MappedFile::kChunk);
       raw_write(p, k);
       if (src_.contains(p)) src_.release(p, p + k);
+      check_signals();
       p += k;
       n -= k;
     }
@@ -155,18 +168,27 @@ NameMap to_map(const py::dict& mapping) {
   return m;
 }
 
+py::list str_list(const std::vector<std::string_view>& v) {
+  py::list out;
+  for (auto n : v) out.append(py::str(n.data(), n.size()));
+  return out;
+}
+
 py::dict info_dict(const ScanResult& r, bool with_names) {
   py::dict d;
   d["output_size"] = r.output_size;
   d["renamed_fields"] = r.renamed_fields;
   d["external_locations"] = py::list(py::cast(std::vector<std::string>(r.external_locations.begin(),
                                                                        r.external_locations.end())));
-  if (with_names) {
-    py::list names;
-    for (auto n : r.names) names.append(py::str(n.data(), n.size()));
-    d["names"] = names;
-  }
+  d["has_graph"] = r.has_graph;
+  d["graph_inputs"] = str_list(r.graph_inputs);
+  d["graph_outputs"] = str_list(r.graph_outputs);
+  if (with_names) d["names"] = str_list(r.names);
   return d;
+}
+
+NameMap to_map_opt(const py::object& mapping) {
+  return mapping.is_none() ? NameMap{} : to_map(mapping.cast<py::dict>());
 }
 
 py::bytes rename_bytes(py::bytes data, py::dict mapping) {
@@ -212,19 +234,23 @@ py::dict scan_file(const std::string& path) {
   WireRenamer renamer(src.data(), src.size(), empty);
   src.reset();
   const ScanResult* r;
-  {
+  try {
     py::gil_scoped_release nogil;
     r = &renamer.scan([&](const uint8_t* p) { src.advance(p); });
+  } catch (const Interrupted&) {
+    throw py::error_already_set();
   }
   return info_dict(*r, true);
 }
 
-py::dict rename_file(const std::string& src_path, const std::string& dst_path, py::dict mapping) {
+py::dict rename_file(const std::string& src_path, const std::string& dst_path, py::dict mapping,
+                     py::object locations) {
   NameMap m = to_map(mapping);
+  NameMap locs = to_map_opt(locations);
   MappedFile src(src_path);
-  WireRenamer renamer(src.data(), src.size(), m);
+  WireRenamer renamer(src.data(), src.size(), m, &locs);
   const ScanResult* r;
-  {
+  try {
     py::gil_scoped_release nogil;
     auto progress = [&](const uint8_t* p) { src.advance(p); };
     src.reset();
@@ -234,8 +260,10 @@ py::dict rename_file(const std::string& src_path, const std::string& dst_path, p
     FileSink sink(dst_path, src);
     renamer.write(sink, progress);
     sink.close();
+  } catch (const Interrupted&) {
+    throw py::error_already_set();
   }
-  return info_dict(*r, false);
+  return info_dict(*r, true);
 }
 
 }  // namespace
@@ -255,11 +283,15 @@ void register_rename(py::module_& m) {
   m.def("rename_bytes", &rename_bytes, py::arg("data"), py::arg("mapping"),
         "Rename tensors in a serialized ModelProto; returns the new serialized model.");
   m.def("rename_file", &rename_file, py::arg("src"), py::arg("dst"), py::arg("mapping"),
+        py::arg("locations") = py::none(),
         "Rename tensors in the .onnx file src, writing dst (never the same path). Weights are copied "
-        "byte for byte; external data files are not touched. Returns scan info.");
+        "byte for byte; external data files are not touched, but `locations` ({old: new}) rewrites the "
+        "external data file names the model refers to. Python signal handlers run every 32 MiB. "
+        "Returns scan info of src (names, graph inputs/outputs, external locations, output size).");
   m.def("scan_bytes", &scan_bytes, py::arg("data"),
         "All tensor names (first-seen order) and external data locations of a serialized ModelProto.");
-  m.def("scan_file", &scan_file, py::arg("path"), "scan_bytes for a file, without reading it into memory.");
+  m.def("scan_file", &scan_file, py::arg("path"),
+        "scan_bytes for a file, without reading it into memory (Python signal handlers run every 32 MiB).");
 }
 
 }  // namespace trtdeploy

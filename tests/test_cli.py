@@ -206,3 +206,61 @@ def test_doctor_names_cuda_and_tensorrt():
     import trtdeploy._C as c
 
     assert info["compiled"]["cuda"] == c.has_cuda
+
+
+def test_inspect_lists_body_nodes_dynamic_minus_one_and_skips_external_weights(tmp_path):
+    text = run_cli("inspect", fixture_path("if_model"), "--nodes").stdout
+    assert "nodes: 3 (+2 in If/Loop/Scan bodies)" in text
+    assert "in branch/then_branch:" in text and "then_mul [Mul]" in text and "else_sub [Sub]" in text
+    info = json.loads(run_cli("inspect", fixture_path("loop_model"), "--nodes", "--json").stdout)
+    assert {n["name"]: n["graph"] for n in info["nodes"]}["body_mul"] == "loop/body"
+    m = load_fixture("view_cnn")  # an exporter that writes -1 for a dynamic dim
+    m.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1
+    src = tmp_path / "minus1.onnx"
+    onnx.save(m, str(src))
+    text = run_cli("inspect", src, "--nodes").stdout
+    assert "input: float [?, 3, 32, 32]" in text and "dynamic dims: input[0]=?" in text and "-1" not in text
+    ext = tmp_path / "ext" / "m.onnx"
+    ext.parent.mkdir()
+    onnx.save_model(load_fixture("view_cnn"), str(ext), save_as_external_data=True, location="w.bin",
+                    size_threshold=0)
+    (ext.parent / "w.bin").unlink()  # inspect never reads the weights: it works without them
+    proc = run_cli("inspect", ext, "--nodes")
+    assert proc.returncode == 0, proc.stderr
+    assert "initializers: 6 (45." in proc.stdout and "/fc/Gemm [Gemm]" in proc.stdout
+
+
+def test_expose_all_skips_constants_reaches_bodies_and_untyped(tmp_path):
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    proc = run_cli("expose", fixture_path("view_cnn"), "--all")
+    assert proc.returncode == 0, proc.stderr
+    assert "/Constant_output_0" not in proc.stdout and "/conv1/Conv_output_0" in proc.stdout
+    assert "depend on no input (constants, shape arithmetic on them) not exposed" in proc.stderr
+    assert "/Constant_output_0" in run_cli("expose", fixture_path("view_cnn"), "--all", "--include-constants").stdout
+    x = np.full((1, 4), 2.0, np.float32)  # sum > 0: the then-branch runs
+    np.savez(tmp_path / "x.npz", x=x)
+    dump = tmp_path / "d.npz"
+    proc = run_cli("expose", fixture_path("if_model"), "--all", "--inputs", tmp_path / "x.npz", "--dump", dump)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(dump) as d:
+        np.testing.assert_allclose(d["then_out@branch"], x * np.arange(1, 5))
+        assert d["else_out@branch"].size == 0  # the branch that did not run
+    proc = run_cli("expose", fixture_path("loop_model"), "--tensors", "scaled", "--dump", dump)
+    assert proc.returncode == 0, proc.stderr
+    with np.load(dump) as d:
+        assert d["scaled@loop"].shape == (3, 1, 3)  # one slice per iteration
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("Gelu", ["a"], ["b"], name="gelu", domain="com.microsoft"),
+             helper.make_node("Neg", ["b"], ["y"], name="neg")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [2, 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    src = tmp_path / "contrib.onnx"
+    onnx.save(m, str(src))
+    proc = run_cli("expose", src, "--all", "-o", tmp_path / "e.onnx")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 tensor(s) of unknown type (custom op outputs?) not exposed: b" in proc.stderr
+    assert [o.name for o in onnx.load(str(tmp_path / "e.onnx")).graph.output] == ["y", "a"]
+    assert "checked: same outputs" in proc.stderr

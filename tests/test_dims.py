@@ -149,3 +149,87 @@ def test_batch_folded_into_heads():
         make_dynamic(m, {"input": {0: "batch", 1: "seq"}})
     with pytest.raises(TrtDeployError, match=r"Reshape.*dynamic axis of size 1"):
         make_dynamic(load_fixture("torch_mha_b1"))
+
+
+def test_fixed_size_resize_is_listed_as_a_guess_not_verified(tmp_path):
+    """Issue 8, case 5: a Resize to a fixed 16x16 whose sizes equal the input's half was rewritten to
+    follow the input and the H/W result called "verified". Now every such node is listed with the flag
+    that keeps it fixed, and the H/W line says what it shows."""
+    from conftest import fixture_path, run_cli
+
+    out = tmp_path / "d.onnx"
+    proc = run_cli("dynamic", fixture_path("fixed_resize"), "-o", out, "--dims", "x:0=batch,2=height,3=width")
+    assert proc.returncode == 0, proc.stderr
+    guesses = [line for line in proc.stderr.splitlines() if line.startswith("guessed:")]
+    assert len(guesses) == 1 and "'resize' (Resize)" in guesses[0] and "--keep-fixed resize" in guesses[0]
+    hw = [line for line in proc.stderr.splitlines() if "height=" in line]
+    assert len(hw) == 1 and "no original at that size to compare with" in hw[0] and "verified" not in proc.stderr
+    x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    assert ort_run(onnx.load(str(out)), {"x": x})[0].shape == (2, 4, 32, 32)  # follows the input
+    kept = tmp_path / "k.onnx"
+    proc = run_cli("dynamic", fixture_path("fixed_resize"), "-o", kept, "--dims", "x:0=batch,2=height,3=width",
+                   "--keep-fixed", "resize")
+    assert proc.returncode == 0, proc.stderr
+    assert "guessed:" not in proc.stderr
+    assert ort_run(onnx.load(str(kept)), {"x": x})[0].shape == (2, 4, 16, 16)  # interpolate(size=16)
+    guesses = []
+    make_dynamic(load_fixture("fixed_resize"), {"x": {0: "batch"}}, guesses=guesses)
+    assert guesses == []  # the batch axis of a Resize is no guess
+    with pytest.raises(TrtDeployError, match="--keep-fixed: no node named 'nope'"):
+        make_dynamic(load_fixture("fixed_resize"), keep_fixed={"nope"})
+
+
+def test_dims_for_several_inputs_in_one_flag():
+    assert parse_dims("input:0=batch,state:1=batch") == {"input": {0: "batch"}, "state": {1: "batch"}}
+    assert parse_dims("images:0=batch,2=height,3=width;mask:0=batch") == {
+        "images": {0: "batch", 2: "height", 3: "width"}, "mask": {0: "batch"}}
+    assert parse_dims("input:0:0=b,1=s") == {"input:0": {0: "b", 1: "s"}}  # TF-style names keep their ':'
+    with pytest.raises(TrtDeployError, match="expected NAME:AXIS=SYMBOL"):
+        parse_dims("0=batch")
+
+
+def test_default_batch_axis_that_does_not_fit_is_explained(tmp_path):
+    """silero-vad's static export: input [1, n] and state [2, 1, 128]. The default leaves the state
+    static and onnxruntime fails inside the LSTM; the message says which input looks wrong and the
+    --dims that names it, which then works."""
+    from conftest import fixture_path, run_cli
+
+    proc = run_cli("dynamic", fixture_path("lstm_state"), "-o", tmp_path / "d.onnx")
+    assert proc.returncode == 1 and not (tmp_path / "d.onnx").exists()
+    err = proc.stderr.strip().splitlines()[-1]
+    assert "'state' was left static, but its axis 1 has the batch size 1" in err
+    assert "--dims input:0=batch,state:1=batch" in err and "Non-zero status code" not in err
+    proc = run_cli("dynamic", fixture_path("lstm_state"), "-o", tmp_path / "d.onnx", "--dims", "input:0=batch,state:1=batch")
+    assert proc.returncode == 0, proc.stderr
+    assert "batch=3 vs original" in proc.stderr
+
+
+def test_recurrent_initial_state_batch_is_axis_1():
+    from onnx import TensorProto as TP
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.standard_normal((1, 16, 3)).astype(np.float32), "W"),
+             numpy_helper.from_array(rng.standard_normal((1, 16, 4)).astype(np.float32), "R")]
+    node = helper.make_node("LSTM", ["x", "W", "R", "", "", "h0", "c0"], ["y", "hn"], name="lstm", hidden_size=4)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TP.FLOAT, [5, 1, 3]),
+                                        helper.make_tensor_value_info("h0", TP.FLOAT, [1, 1, 4]),
+                                        helper.make_tensor_value_info("c0", TP.FLOAT, [1, 1, 4])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [5, 1, 1, 4]),
+                           helper.make_tensor_value_info("hn", TP.FLOAT, [1, 1, 4])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    assert default_dims(m) == {"x": {1: "batch"}, "h0": {1: "batch"}, "c0": {1: "batch"}}  # [seq, batch, ...]
+    from trtdeploy import verify_dynamic
+
+    report = verify_dynamic(m, make_dynamic(m))
+    assert [c["check"] for c in report["checks"]] == ["batch=1 vs original", "batch=2 vs original",
+                                                      "batch=3 vs original"]
+
+
+def test_already_dynamic_says_so(tmp_path):
+    from conftest import fixture_path, run_cli
+
+    proc = run_cli("dynamic", fixture_path("yolov5_p5_dynamic_op12"), "-o", tmp_path / "d.onnx")
+    assert proc.returncode == 1
+    assert "nothing to do: 'images' axis 0 is dynamic already" in proc.stderr
+    assert "no dim that is static" not in proc.stderr and not (tmp_path / "d.onnx").exists()

@@ -72,3 +72,52 @@ def test_rename_file_over_2gb(tmp_path):
     assert set(_C.scan_file(str(dst))["names"]) == {"input", "y", "w"}
     # streaming: resident memory stays a small fraction of the file (the benchmark reports the ratio)
     assert peak < 0.25 * os.path.getsize(dst), f"peak RSS {peak / 2**20:.0f} MiB"
+
+
+def _big_python_model(path):
+    """A Relu -> Identity -> Add model whose 9 weights (unused but one) take 2.1 GiB, saved with
+    external data: over protobuf's limit once loaded."""
+    import onnx
+    from onnx import numpy_helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Identity", ["r"], ["i"], name="idn"),
+             helper.make_node("Add", ["i", "w0"], ["y"], name="add")]
+    g = helper.make_graph(nodes, "big", [helper.make_tensor_value_info("x", TP.FLOAT, [4])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [4])])
+    g.initializer.append(numpy_helper.from_array(np.ones(4, np.float32), "w0"))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    data = path.parent / "weights.bin"
+    with open(data, "wb") as f:
+        for k in range(9):
+            t = m.graph.initializer.add()
+            t.name, t.data_type, t.data_location = f"big{k}", TP.UINT8, onnx.TensorProto.EXTERNAL
+            t.dims.append(240 << 20)
+            for key, v in (("location", data.name), ("offset", str(f.tell())), ("length", str(240 << 20))):
+                e = t.external_data.add()
+                e.key, e.value = key, v
+            f.write(BLOCK * 15)
+    onnx.save(m, str(path))
+
+
+@pytest.fixture(scope="module")
+def big_python_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bigpy") / "big.onnx"
+    _big_python_model(path)
+    return path
+
+
+@pytest.mark.parametrize("cmd", [("remove-node", "--node", "idn"), ("insert-cast", "--tensor", "r", "--to", "float64"),
+                                 ("rename", "--tensor", "x=input", "--python")])
+def test_python_paths_write_models_over_2gb(tmp_path, cmd, big_python_model):
+    """Loaded whole (2.1 GiB), changed in Python and written: protobuf cannot serialize that in one
+    message (EncodeError from ByteSize() was a traceback), so the weights go to <out>.data."""
+    src = big_python_model
+    out = tmp_path / "out" / "r.onnx"
+    proc = subprocess.run([sys.executable, "-m", "trtdeploy.cli", cmd[0], str(src), "-o", str(out), *cmd[1:],
+                           *([] if cmd[0] == "rename" else ["--no-verify"])], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["r.onnx", "r.onnx.data"]
+    assert out.stat().st_size < (1 << 20) and (out.parent / "r.onnx.data").stat().st_size >= 9 * (240 << 20)
+    assert set(_C.scan_file(str(out))["external_locations"]) == {"r.onnx.data"}

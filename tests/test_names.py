@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import fixture_path, load_fixture, ort_run
+from conftest import fixture_path, load_fixture, ort_run, run_cli
 from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
@@ -142,6 +142,7 @@ def test_random_models_python_equals_native(seed):
 
 
 def test_rename_file_external_data(tmp_path):
+    """The output gets its own data file, named after it, beside it; the input's is untouched."""
     pytest.importorskip("trtdeploy._C")
     m = load_fixture("view_cnn")
     src_dir, dst_dir = tmp_path / "src", tmp_path / "dst"
@@ -152,11 +153,169 @@ def test_rename_file_external_data(tmp_path):
     for dst in (src_dir / "renamed.onnx", dst_dir / "renamed.onnx"):
         info = trtdeploy.rename_file(src_dir / "m.onnx", dst, {"input": "images", "logits": "scores"})
         assert info["backend"] == "native" and info["external_locations"] == ["m.weights"]
+        assert info["data_files"] == [str(dst.parent / "renamed.onnx.data")]
+        assert "2 name(s) renamed everywhere" in info["check"]["checks"][0]["check"]
         r = onnx.load(str(dst))
         x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
         np.testing.assert_array_equal(ort_run(r, {"images": x})[0], ort_run(m, {"input": x})[0])
-    assert (src_dir / "m.weights").read_bytes() == before
-    assert (dst_dir / "m.weights").read_bytes() == before
+        assert (dst.parent / "renamed.onnx.data").read_bytes() == before
+    assert (src_dir / "m.weights").read_bytes() == before and not (dst_dir / "m.weights").exists()
+
+
+def _external(path, model, seed):
+    """Save a copy of model with other weights, external in <name>.data; returns it (weights inline)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for t in m.graph.initializer:  # other weights for each copy
+        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * (1 + seed), t.name))
+    saved = onnx.ModelProto()
+    saved.CopyFrom(m)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(saved, str(path), save_as_external_data=True, location=path.name + ".data", size_threshold=0)
+    return m
+
+
+@pytest.mark.parametrize("python", [False, True])
+def test_two_models_renamed_into_one_folder_keep_their_weights(tmp_path, python):
+    """Issue 8, case 4: a/model.onnx and b/model.onnx (both with model.onnx.data) renamed into one folder:
+    out/a.onnx ran on b's weights, because the second rename overwrote out/model.onnx.data."""
+    base = load_fixture("view_cnn")
+    a = _external(tmp_path / "a" / "model.onnx", base, 0)
+    b = _external(tmp_path / "b" / "model.onnx", base, 1)
+    out = tmp_path / "out"
+    for name in ("a", "b"):
+        args = ["rename", tmp_path / name / "model.onnx", "-o", out / f"{name}.onnx", "--input", "input=images"]
+        proc = run_cli(*args, *(["--python"] if python else []))
+        assert proc.returncode == 0, proc.stderr
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    for name, m in (("a", a), ("b", b)):
+        got = ort_run(onnx.load(str(out / f"{name}.onnx")), {"images": x})[0]  # weights loaded from out/
+        np.testing.assert_allclose(got, ort_run(m, {"input": x})[0], rtol=1e-6)
+    if not python:  # the compiled path keeps the weights external, in a file named after the output
+        assert sorted(p.name for p in out.iterdir()) == ["a.onnx", "a.onnx.data", "b.onnx", "b.onnx.data"]
+
+
+def test_rename_never_overwrites_the_inputs_data(tmp_path):
+    pytest.importorskip("trtdeploy._C")
+    src = tmp_path / "m.onnx"
+    onnx.save_model(load_fixture("view_cnn"), str(src), save_as_external_data=True, location="w.onnx.data",
+                    size_threshold=0)
+    before = (tmp_path / "w.onnx.data").read_bytes()
+    proc = run_cli("rename", src, "-o", tmp_path / "w.onnx", "--input", "input=images")
+    assert proc.returncode == 1 and "refusing to overwrite" in proc.stderr and "belongs to the input" in proc.stderr
+    assert (tmp_path / "w.onnx.data").read_bytes() == before and not (tmp_path / "w.onnx").exists()
+
+
+def _big_external_model(path, mib):
+    """A Relu model whose weights (an unused initializer in external data) take `mib` MiB."""
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                          [helper.make_tensor_value_info("x", TP.FLOAT, [4])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = path.parent / (path.name + ".data")
+    with open(data, "wb") as f:
+        f.truncate(mib << 20)  # sparse: cheap to make, still read and written in full by a copy
+    t = m.graph.initializer.add()
+    t.name, t.data_type, t.data_location = "w", TP.UINT8, onnx.TensorProto.EXTERNAL
+    t.dims.append(mib << 20)
+    for k, v in (("location", data.name), ("offset", "0"), ("length", str(mib << 20))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    onnx.save(m, str(path))
+
+
+@pytest.mark.parametrize("what", ["data copy", "model write"])
+def test_sigterm_during_rename_leaves_nothing(tmp_path, what):
+    """A real SIGTERM while the rename is writing: nothing under a final name (no truncated .data), no
+    temporary folder left, exit 143. The process is stopped the moment its staged file appears, so
+    the signal lands mid-write however fast the disk is."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("trtdeploy._C")
+    src = tmp_path / "in" / "m.onnx"
+    if what == "data copy":
+        _big_external_model(src, 768)
+    else:  # 768 MiB inline: the compiled writer runs Python's handler every 32 MiB
+        g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                              [helper.make_tensor_value_info("x", TP.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TP.FLOAT, [4])])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        src.parent.mkdir()
+        t = m.graph.initializer.add()
+        t.name, t.data_type = "w", TP.UINT8
+        t.dims.append(768 << 20)
+        t.raw_data = bytes(768 << 20)
+        onnx.save(m, str(src))
+        del m, t
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "trtdeploy.cli", "rename", str(src), "-o", str(out / "r.onnx"),
+                             "--tensor", "x=images"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    staged = None
+    while staged is None and proc.poll() is None and time.monotonic() < deadline:
+        for f in out.rglob("*"):  # the first file being written, wherever it is
+            try:
+                if f.is_file() and f.stat().st_size > 0:
+                    staged = f
+            except FileNotFoundError:
+                pass
+        if staged is None:
+            time.sleep(0.001)
+    assert staged is not None, "the rename finished before it could be stopped"
+    os.kill(proc.pid, signal.SIGSTOP)
+    written = staged.stat().st_size
+    os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, signal.SIGCONT)
+    _, err = proc.communicate(timeout=60)
+    assert written < (768 << 20), "the signal did not land mid-write"
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
+
+
+def test_rename_collision_quotes_once(tmp_path):
+    for extra in ([], ["--python"]):
+        proc = run_cli("rename", fixture_path("view_cnn"), "-o", tmp_path / "r.onnx", "--tensor", "input=x",
+                       "--tensor", "logits=x", *extra)
+        assert proc.returncode == 1
+        assert ("'input' and 'logits' both -> 'x'" in proc.stderr or "'logits' and 'input' both -> 'x'" in proc.stderr)
+        assert "''" not in proc.stderr
+
+
+def test_rename_io_reads_names_without_loading_weights(tmp_path):
+    """--input/--output are checked against the graph's inputs/outputs as the wire reader lists them:
+    peak memory stays far below the model's size (it was 2x the model with a full load)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("trtdeploy._C")
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                          [helper.make_tensor_value_info("x", TP.FLOAT, [4])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    t = m.graph.initializer.add()
+    t.name, t.data_type = "w", TP.UINT8
+    t.dims.append(400 << 20)
+    t.raw_data = bytes(400 << 20)
+    src = tmp_path / "m.onnx"
+    onnx.save(m, str(src))
+    del m, t
+    code = ("import sys; from trtdeploy.cli import main; rc = main(sys.argv[1:]); "  # VmHWM: this process only
+            "print(next(int(v.split()[1]) for v in open('/proc/self/status') if v.startswith('VmHWM')) * 1024); "
+            "sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "rename", str(src), "-o", str(tmp_path / "r.onnx"),
+                           "--input", "x=images", "--output", "y=scores"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    peak = int(proc.stdout.strip().splitlines()[-1])
+    assert peak < 0.4 * src.stat().st_size, f"peak RSS {peak >> 20} MiB for a {src.stat().st_size >> 20} MiB model"
+    proc = run_cli("rename", src, "-o", tmp_path / "r.onnx", "--input", "y=images")
+    assert proc.returncode == 1 and "--input y: not a graph input (they are: x)" in proc.stderr
 
 
 def test_rename_file_python_matches_native(tmp_path):
@@ -166,3 +325,32 @@ def test_rename_file_python_matches_native(tmp_path):
     trtdeploy.rename_file(src, tmp_path / "a.onnx", mapping, backend="python")
     trtdeploy.rename_file(src, tmp_path / "b.onnx", mapping, backend="native")
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+
+
+def test_rename_with_several_data_files_rewrites_each_location(tmp_path):
+    """One file per tensor (as torch.onnx writes without all_tensors_to_one_file), one entry written
+    value-before-key: each location is rewritten to <out>.data.<i>, the model runs on the same weights."""
+    pytest.importorskip("trtdeploy._C")
+    m = load_fixture("view_cnn")
+    src = tmp_path / "src" / "m.onnx"
+    src.parent.mkdir()
+    saved = onnx.ModelProto()
+    saved.CopyFrom(m)
+    onnx.save_model(saved, str(src), save_as_external_data=True, all_tensors_to_one_file=False, size_threshold=0)
+    ext = onnx.load(str(src), load_external_data=False)
+    t = next(t for t in ext.graph.initializer if t.external_data)
+    entries = [(e.key, e.value) for e in t.external_data]
+    t.ClearField("external_data")
+    loc = next(v for k, v in entries if k == "location")
+    for k, v in reversed(entries):
+        e = t.external_data.add()
+        e.value, e.key = v, k
+    onnx.save(ext, str(src))
+    locations = sorted({e.value for t in ext.graph.initializer for e in t.external_data if e.key == "location"})
+    assert len(locations) == 6 and loc in locations
+    info = trtdeploy.rename_file(src, tmp_path / "out" / "r.onnx", {"input": "images"})
+    assert sorted(info["data_files"]) == sorted(str(tmp_path / "out" / f"r.onnx.data.{i}") for i in range(6))
+    r = onnx.load(str(tmp_path / "out" / "r.onnx"))
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    np.testing.assert_array_equal(ort_run(r, {"images": x})[0], ort_run(m, {"input": x})[0])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["r.onnx"] + [f"r.onnx.data.{i}" for i in range(6)]

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from conftest import load_fixture, ort_run
 from onnx import TensorProto as TP
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from trtdeploy import TrtDeployError, insert_cast, remove_nodes
 
@@ -88,3 +88,74 @@ def test_insert_cast_intermediate_and_type_error():
         insert_cast(m, "y", "float128")
     with pytest.raises(TrtDeployError, match="no tensor named 'nope'"):
         insert_cast(m, "nope", "int64")
+
+
+@pytest.mark.parametrize("node", ["/Reshape", "/conv1/Conv"])
+def test_remove_refuses_a_node_that_changes_shape(node, tmp_path):
+    """Issue 8, case 6: bypassing a Reshape or a Conv hands readers a tensor of another shape; the
+    command wrote a model that failed the checker/onnxruntime and exited 0."""
+    from conftest import fixture_path, run_cli
+
+    proc = run_cli("remove-node", fixture_path("view_cnn"), "-o", tmp_path / "r.onnx", "--node", node)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "r.onnx").exists()
+    with pytest.raises(TrtDeployError, match=r"cannot remove node .*its input '.*' is float \[1, .*\] but its "
+                                             r"output '.*' is float \[1, .*\]; what reads"):
+        remove_nodes(load_fixture("view_cnn"), [node])
+
+
+def test_remove_refuses_a_node_that_changes_type():
+    nodes = [helper.make_node("Cast", ["x"], ["xi"], name="to_int", to=TP.INT64),
+             helper.make_node("Identity", ["xi"], ["y"], name="out")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TP.INT64, [2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(TrtDeployError, match=r"input 'x' is float \[2\] but its output 'xi' is int64 \[2\]; .*type"):
+        remove_nodes(m, ["to_int"])
+
+
+def gather_model():
+    """An int64 index input (a token id) read by Gather: TensorRT wants int32 inputs."""
+    emb = numpy_helper.from_array(np.arange(40, dtype=np.float32).reshape(10, 4), "emb")
+    nodes = [helper.make_node("Gather", ["emb", "ids"], ["vec"], name="lookup", axis=0),
+             helper.make_node("Relu", ["vec"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TP.INT64, [2, 3])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [2, 3, 4])], initializer=[emb])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_insert_cast_on_a_graph_input_changes_its_dtype(tmp_path):
+    from conftest import run_cli
+
+    m = gather_model()
+    r = insert_cast(m, "ids", "int32")
+    assert r.graph.input[0].name == "ids" and r.graph.input[0].type.tensor_type.elem_type == TP.INT32
+    cast = r.graph.node[0]
+    assert cast.op_type == "Cast" and list(cast.input) == ["ids"] and cast.attribute[0].i == TP.INT64
+    onnx.checker.check_model(r, full_check=True)
+    ids = np.array([[0, 3, 9], [1, 1, 2]], np.int64)
+    np.testing.assert_array_equal(ort_run(r, {"ids": ids.astype(np.int32)})[0], ort_run(m, {"ids": ids})[0])
+    src = tmp_path / "g.onnx"
+    onnx.save(m, str(src))
+    proc = run_cli("insert-cast", src, "-o", tmp_path / "c.onnx", "--tensor", "ids", "--to", "int32")
+    assert proc.returncode == 0, proc.stderr
+    assert "checked: same outputs at ids:2x3" in proc.stderr
+
+
+def test_remove_node_before_an_output_keeps_its_declared_type_when_inference_cannot_size_it(tmp_path):
+    """PP-OCR's cls model ends in Identity -> output after a computed Reshape: removing the Identity
+    cleared the output's type (the checker then refuses the model)."""
+    from conftest import run_cli
+
+    nodes = [helper.make_node("Gelu", ["x"], ["a"], name="gelu", domain="com.microsoft"),
+             helper.make_node("Identity", ["a"], ["y"], name="idn")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [2, 3])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    r = remove_nodes(m, ["idn"])
+    assert r.graph.output[0].type == m.graph.output[0].type
+    src = tmp_path / "m.onnx"
+    onnx.save(m, str(src))
+    proc = run_cli("remove-node", src, "-o", tmp_path / "r.onnx", "--node", "idn")
+    assert proc.returncode == 0, proc.stderr
+    assert "checked: same outputs at x:2x3" in proc.stderr

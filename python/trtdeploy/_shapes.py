@@ -193,6 +193,25 @@ def propagate(model: onnx.ModelProto, input_dims: dict[str, list] | None = None)
     return p.shapes()
 
 
+def all_types(model: onnx.ModelProto) -> dict[str, tuple[int, list | None]]:
+    """propagate() for the main graph, and for tensors of If/Loop/Scan bodies what onnx's shape
+    inference puts in their value_info (names are unique across scopes)."""
+    types = propagate(model)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - custom ops, models over 2 GB: main-graph types only
+        return types
+    from ._graph import dims_of, iter_graphs
+
+    for k, g in enumerate(iter_graphs(inferred.graph)):
+        if k == 0:  # the main graph: propagate() knows it better
+            continue
+        for vi in list(g.value_info) + list(g.output) + list(g.input):
+            if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type:
+                types.setdefault(vi.name, (vi.type.tensor_type.elem_type, dims_of(vi)))
+    return types
+
+
 def _subgraph_attrs(node):
     return (a for a in node.attribute if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS))
 
@@ -214,7 +233,7 @@ def _tp_dims(tp: onnx.TypeProto):
         return None
     out = []
     for d in tp.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
+        if d.HasField("dim_value") and d.dim_value >= 0:  # some exporters write -1 for "dynamic"
             out.append(d.dim_value)
         elif d.dim_param:
             out.append(d.dim_param)

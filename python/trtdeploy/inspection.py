@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 
 from ._graph import data_inputs, dims_of, dtype_name, elem_type, format_dims
-from ._shapes import propagate
+from ._shapes import all_types
 
 
 def _io(vi: onnx.ValueInfoProto) -> dict:
@@ -40,22 +40,34 @@ def summary(model: onnx.ModelProto, nodes: bool = False) -> dict:
         "outputs": outputs,
         "dynamic_dims": dynamic,
         "node_count": len(g.node),
+        "body_node_count": sum(1 for _, where in _walk(g) if where),
         "op_types": dict(Counter(n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
                                  for n in g.node).most_common()),
         "initializers": len(g.initializer),
         "initializer_bytes": init_bytes,
     }
     if nodes:
-        types = propagate(model)
+        types = all_types(model)
 
         def shape(t):
             e, d = types.get(t, (0, None))
             return {"name": t, "dtype": dtype_name(e), "shape": d}
 
-        info["nodes"] = [{"name": n.name, "op_type": n.op_type, "domain": n.domain,
+        info["nodes"] = [{"name": n.name, "op_type": n.op_type, "domain": n.domain, "graph": where,
                           "inputs": [shape(x) for x in n.input],
-                          "outputs": [shape(x) for x in n.output]} for n in g.node]
+                          "outputs": [shape(x) for x in n.output]} for n, where in _walk(g)]
     return info
+
+
+def _walk(g: onnx.GraphProto, where: str = ""):
+    """(node, the body it is in: '' for the main graph, else 'node/attribute', nested with ' > ')."""
+    for n in g.node:
+        yield n, where
+        for a in n.attribute:
+            bodies = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+            for body in bodies:
+                inner = f"{n.name or n.op_type}/{a.name}"
+                yield from _walk(body, f"{where} > {inner}" if where else inner)
 
 
 def format_summary(info: dict) -> str:
@@ -68,13 +80,19 @@ def format_summary(info: dict) -> str:
     dyn = info["dynamic_dims"]
     lines.append("dynamic dims: " + (", ".join(f"{d['tensor']}[{d['axis']}]={d['dim'] or '?'}" for d in dyn)
                                      if dyn else "none (static model)"))
-    lines.append(f"nodes: {info['node_count']}  " +
+    bodies = f" (+{info['body_node_count']} in If/Loop/Scan bodies)" if info.get("body_node_count") else ""
+    lines.append(f"nodes: {info['node_count']}{bodies}  " +
                  ", ".join(f"{op} {n}" for op, n in info["op_types"].items()))
     lines.append(f"initializers: {info['initializers']} ({_human(info['initializer_bytes'])})")
+    body = None
     for n in info.get("nodes", []):
+        if n.get("graph") and n["graph"] != body:
+            lines.append(f"  in {n['graph']}:")
+        body = n.get("graph")
         ins = ", ".join(f"{x['name']} {format_dims(x['shape'])}" for x in n["inputs"] if x["name"])
         outs = ", ".join(f"{x['name']} {x['dtype']} {format_dims(x['shape'])}" for x in n["outputs"])
-        lines.append(f"  {n['name'] or '(unnamed)'} [{n['op_type']}] {ins} -> {outs}")
+        indent = "  " * (1 + (body.count(" > ") + 1 if body else 0))
+        lines.append(f"{indent}{n['name'] or '(unnamed)'} [{n['op_type']}] {ins} -> {outs}")
     return "\n".join(lines)
 
 

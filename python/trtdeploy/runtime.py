@@ -1,8 +1,9 @@
-"""onnxruntime at the edge: sessions (also for models over 2 GB) and input generation."""
+"""onnxruntime at the edge: quiet sessions (also for models over 2 GB), input shapes and values."""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -11,28 +12,60 @@ import onnx
 from ._graph import data_inputs, dims_of
 from .errors import TrtDeployError, require
 
+# size taken for a dynamic dim that neither --shapes nor --inputs gives: 1 for a leading (batch) axis,
+# this for the others (H/W, sequence); the check reports every such guess
+GUESSED_SIZE = 64
+
+
+def available() -> bool:
+    """Whether onnxruntime (or onnxruntime-gpu) can be imported."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ort():
+    ort = require("onnxruntime", "ort")
+    ort.set_default_logger_severity(4)  # fatal only: its colored log lines must not reach the user
+    return ort
+
 
 def session(model: onnx.ModelProto | str | os.PathLike):
     """A CPU onnxruntime session. Works with onnxruntime or onnxruntime-gpu installed."""
-    ort = require("onnxruntime", "ort")
+    from .io import fits_in_protobuf
+
+    ort = _ort()
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4
     providers = ["CPUExecutionProvider"]
     try:
         if isinstance(model, onnx.ModelProto):
-            if model.ByteSize() < 2**31 - (64 << 20):
+            if fits_in_protobuf(model):
                 return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
-            from .io import save
+            from .io import write_model
 
             with tempfile.TemporaryDirectory() as d:  # too big for one protobuf message
                 path = os.path.join(d, "model.onnx")
-                save(model, path, external_data=True)  # saves a copy: the caller's model is untouched
+                write_model(model, path, external_data=True)  # writes a copy: the caller's model is untouched
                 return ort.InferenceSession(path, opts, providers=providers)
         return ort.InferenceSession(str(model), opts, providers=providers)
     except Exception as exc:  # ort raises its own Fail/InvalidGraph types
         if type(exc).__module__.startswith("onnxruntime"):
-            raise TrtDeployError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
+            raise TrtDeployError(f"onnxruntime cannot load the model: {_first_line(exc)}") from None
         raise
+
+
+def _first_line(exc: BaseException, limit: int = 500) -> str:
+    """onnxruntime's message, in a line: "node 'NAME' (OP): what", the innermost node of nested ones."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    nested = re.findall(r"Non-zero status code returned while running (\w+) node\. Name:'([^']*)' Status Message: ", text)
+    if nested:
+        op, name = nested[-1]
+        text = f"node '{name}' ({op}): " + text.rsplit("Status Message: ", 1)[-1]
+    return text[:limit]
 
 
 def run(sess, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -41,40 +74,77 @@ def run(sess, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) ->
         return dict(zip(names, sess.run(names, feeds)))
     except Exception as exc:
         if type(exc).__module__.startswith("onnxruntime"):
-            raise TrtDeployError(f"onnxruntime failed: {str(exc).splitlines()[0][:500]}") from None
+            raise TrtDeployError(f"onnxruntime failed: {_first_line(exc)}") from None
         raise
 
 
-def parse_shapes(text: str | None) -> dict[str, list[int]]:
-    """trtexec style: ``images:1x3x640x640,mask:1x1`` (several inputs comma-separated)."""
+def parse_shapes(text: str | None, flag: str = "--shapes") -> dict[str, list[int]]:
+    """trtexec style: ``images:1x3x640x640,mask:1x1`` (several inputs comma-separated). A name may
+    itself contain ':' (``input:0:1x3``): the dims are after the last one."""
     out: dict[str, list[int]] = {}
     if not text:
         return out
-    for part in filter(None, (p.strip() for p in text.split(","))):
+    parts = [p.strip() for p in text.split(",")]
+    example = "e.g. images:1x3x640x640"
+    for i, part in enumerate(parts):
+        if not part:
+            raise TrtDeployError(f"{flag} '{text}': empty entry; {example} (',' separates inputs)")
         name, sep, dims = part.rpartition(":")
-        if not sep or not name:
-            raise TrtDeployError(f"shape '{part}': expected NAME:DxDxD, e.g. images:1x3x640x640")
-        try:
-            out[name] = [int(d) for d in dims.split("x")] if dims else []
-        except ValueError:
-            raise TrtDeployError(f"shape '{part}': dims must be integers separated by 'x'") from None
+        if not sep:
+            if re.fullmatch(r"\d+", part) and i > 0:
+                prev = parts[i - 1]
+                joined = prev + "x" + "x".join(p for p in parts[i:] if re.fullmatch(r"\d+", p))
+                raise TrtDeployError(f"{flag} '{text}': dims are separated by 'x' ({joined}); ',' separates inputs")
+            name_eq, eq, rest = part.partition("=")
+            if eq and name_eq:
+                raise TrtDeployError(f"{flag} '{part}': put ':' between the name and the dims ({name_eq}:{rest})")
+            raise TrtDeployError(f"{flag} '{part}': expected NAME:DIMS, {example}")
+        if not name:
+            raise TrtDeployError(f"{flag} '{part}': no input name before ':'; {example}")
+        if not dims:
+            raise TrtDeployError(f"{flag} '{part}': no dims after '{name}:'; {example} (scalar inputs need none)")
+        items = dims.split("x")
+        if any(not d for d in items):
+            raise TrtDeployError(f"{flag} '{part}': empty dim in '{dims}' (a leading, trailing or doubled 'x')")
+        values = []
+        for d in items:
+            if re.fullmatch(r"-\d+", d.strip()):
+                raise TrtDeployError(f"{flag} '{part}': dim {d.strip()} is negative; give the actual size")
+            if not re.fullmatch(r"\d+", d.strip()):
+                raise TrtDeployError(f"{flag} '{part}': dim '{d}' is not a number; {example}")
+            values.append(int(d))
+        if name in out:
+            raise TrtDeployError(f"{flag}: input '{name}' is given twice")
+        out[name] = values
     return out
 
 
 def input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None,
-                 symbols: dict[str, int] | None = None) -> dict[str, list[int]]:
+                 symbols: dict[str, int] | None = None, guesses: list[str] | None = None) -> dict[str, list[int]]:
     """Concrete shapes for every data input: given shapes, else static dims, with symbolic dims
-    from ``symbols`` (a dim named e.g. 'batch' -> 1) or 1 for the leading axis."""
+    from ``symbols`` (a dim named e.g. 'batch' -> 1). Without ``guesses`` a dynamic dim left over is
+    an error naming it; with a list, it is sized (1 on axis 0, GUESSED_SIZE elsewhere; one size per
+    symbol across inputs) and ``input[axis]=size`` is appended to ``guesses``."""
     shapes = dict(shapes or {})
-    symbols = symbols or {}
-    names = {vi.name for vi in data_inputs(model.graph)}
+    symbols = dict(symbols or {})
+    inputs = data_inputs(model.graph)
+    names = {vi.name for vi in inputs}
     unknown = set(shapes) - names
     if unknown:
         raise TrtDeployError(f"no input named {', '.join(sorted(unknown))} (inputs: {', '.join(sorted(names))})")
-    for vi in data_inputs(model.graph):
-        if vi.name in shapes:
-            continue
+    for vi in inputs:  # symbols sized by the given shapes apply to the other inputs
+        for d, v in zip(dims_of(vi) or [], shapes.get(vi.name, [])):
+            if isinstance(d, str):
+                symbols.setdefault(d, v)
+    for vi in inputs:
         dims = dims_of(vi)
+        if vi.name in shapes:
+            got = shapes[vi.name]
+            if dims is not None and (len(got) != len(dims) or any(isinstance(d, int) and d != g
+                                                                  for d, g in zip(dims, got))):
+                raise TrtDeployError(f"input '{vi.name}' is {_fmt(dims)} in the model; the given shape "
+                                     f"{'x'.join(map(str, got))} does not fit it")
+            continue
         if dims is None:
             raise TrtDeployError(f"input '{vi.name}' has no shape in the model; give it, e.g. --shapes {vi.name}:1x3x224x224")
         out = []
@@ -83,6 +153,12 @@ def input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = N
                 out.append(d)
             elif isinstance(d, str) and d in symbols:
                 out.append(symbols[d])
+            elif guesses is not None:
+                size = 1 if axis == 0 else GUESSED_SIZE
+                if isinstance(d, str):
+                    symbols[d] = size
+                guesses.append(f"{vi.name}[{axis}]={size}")
+                out.append(size)
             elif axis == 0:
                 out.append(1)
             else:
@@ -92,10 +168,15 @@ def input_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]] | None = N
     return shapes
 
 
+def _fmt(dims) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
 _NP = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: np.float16,
        onnx.TensorProto.DOUBLE: np.float64, onnx.TensorProto.INT64: np.int64,
        onnx.TensorProto.INT32: np.int32, onnx.TensorProto.INT8: np.int8, onnx.TensorProto.UINT8: np.uint8,
-       onnx.TensorProto.BOOL: np.bool_, onnx.TensorProto.INT16: np.int16}
+       onnx.TensorProto.BOOL: np.bool_, onnx.TensorProto.INT16: np.int16, onnx.TensorProto.UINT16: np.uint16,
+       onnx.TensorProto.UINT32: np.uint32, onnx.TensorProto.UINT64: np.uint64}
 
 
 def random_inputs(model: onnx.ModelProto, shapes: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
@@ -115,4 +196,28 @@ def random_inputs(model: onnx.ModelProto, shapes: dict[str, list[int]], seed: in
             feeds[vi.name] = rng.random(shape) < 0.5
         else:
             feeds[vi.name] = rng.integers(0, 4, size=shape).astype(dt)
+    return feeds
+
+
+def load_inputs(path: str | os.PathLike, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Input values from an .npz (one array per input name), checked against the model's inputs."""
+    try:
+        with np.load(path) as data:
+            feeds = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise TrtDeployError(f"--inputs {path}: not a readable .npz file ({exc})") from None
+    inputs = {vi.name: vi for vi in data_inputs(model.graph)}
+    extra = sorted(set(feeds) - set(inputs))
+    if extra:
+        raise TrtDeployError(f"--inputs {path}: {', '.join(repr(e) for e in extra)} is not an input of the model "
+                             f"(inputs: {', '.join(inputs)})")
+    for name, arr in feeds.items():
+        want = _NP.get(inputs[name].type.tensor_type.elem_type)
+        if want is not None and arr.dtype != np.dtype(want):
+            raise TrtDeployError(f"--inputs {path}: '{name}' is {arr.dtype}, the model takes {np.dtype(want)}")
+        dims = dims_of(inputs[name])
+        if dims is not None and (len(dims) != arr.ndim or any(isinstance(d, int) and d != s
+                                                               for d, s in zip(dims, arr.shape))):
+            raise TrtDeployError(f"--inputs {path}: '{name}' has shape {list(arr.shape)}, the model takes "
+                                 f"{_fmt(dims)}")
     return feeds

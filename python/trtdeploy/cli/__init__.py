@@ -1,7 +1,8 @@
 """`trtdeploy` command line: one module per subcommand, each with add_parser() and run().
 
 User mistakes (TrtDeployError) print one line and exit 1; -v shows details and tracebacks.
-Subcommand modules import heavy dependencies inside run(), so `--help` always works.
+Subcommand modules import heavy dependencies inside run(), so `--help` always works. SIGTERM unwinds
+like Ctrl-C (exit 143), so temporary files are removed and nothing partial reaches a final path.
 """
 
 from __future__ import annotations
@@ -35,7 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that `finally` blocks clean up (like Ctrl-C)."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -48,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     from ..errors import TrtDeployError
 
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args._run(args) or 0)
     except TrtDeployError as exc:
@@ -62,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"trtdeploy {args.command}: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print(f"trtdeploy {args.command}: terminated", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # python -m trtdeploy.cli

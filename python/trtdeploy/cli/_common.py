@@ -1,4 +1,5 @@
-"""Option groups shared by subcommands (model in, model out)."""
+"""Option groups shared by subcommands (model in, model out, the check), and write_checked: how every
+model-writing subcommand writes (staged, checked by verify.py, then renamed into place)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,28 @@ def add_model_io(p: argparse.ArgumentParser, output: bool = True, long_output: b
         p.add_argument("--inplace", action="store_true", help="overwrite MODEL")
 
 
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """--shapes/--inputs: what onnxruntime runs the model on."""
+    p.add_argument("--shapes", metavar="NAME:DIMS[,NAME:DIMS]",
+                   help="input sizes for the onnxruntime runs, trtexec style (images:1x3x640x640); needed for "
+                        "dynamic dims other than the batch, which are guessed otherwise (and the guess named)")
+    p.add_argument("--inputs", metavar="FILE.npz", help="input values for the onnxruntime runs (one array per "
+                                                         "input name; default: random, right shape and dtype)")
+
+
+def add_verify_options(p: argparse.ArgumentParser, runs: bool = True) -> None:
+    """--no-verify (and, for commands whose check runs the model, --shapes/--inputs)."""
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                   help="before writing, check the result: onnx.checker, then onnxruntime against the input "
+                        "(default: on; --no-verify writes without checking)")
+    if runs:
+        add_run_options(p)
+
+
 def output_path(args):
     from ..io import check_output_path
 
-    return check_output_path(args.model, args.output, args.inplace)
+    return check_output_path(args.model, args.output, getattr(args, "inplace", False))
 
 
 def load(path):
@@ -30,7 +49,78 @@ def load(path):
 
 
 def save(model, path):
+    """Write without a check (for files that are not a transformed model)."""
     from .. import io
 
     io.save(model, path)
     log.info("wrote %s", path)
+
+
+def probe(args, model):
+    """The inputs of the check, from --shapes/--inputs (errors in them surface before any writing)."""
+    from ..runtime import load_inputs, parse_shapes
+    from ..verify import Probe
+
+    values = load_inputs(args.inputs, model) if getattr(args, "inputs", None) else None
+    return Probe(model, parse_shapes(getattr(args, "shapes", None)), values, seed=getattr(args, "seed", 0))
+
+
+def protected(args) -> list:
+    """The input's files (model and external data): an output must not replace them, unless --inplace."""
+    from pathlib import Path
+
+    from ..io import external_files
+
+    if getattr(args, "inplace", False):
+        return []
+    return [Path(args.model), *external_files(args.model)]
+
+
+def log_report(report: dict, verb: str = "checked") -> None:
+    """One line per note and per check of a verify.py report."""
+    for note in report.get("notes", []):
+        log.info("note: %s", note)
+    for c in report.get("checks", []):
+        diff = c.get("max_abs_diff")
+        log.info("%s: %s%s", verb, c["check"], "" if diff is None or "output" in c else f" (max abs diff {diff:.3g})")
+
+
+def write_checked(args, original, new, check, out=None) -> dict | None:
+    """Write ``new`` at -o OUT through io.save's staging; before the rename into place, run
+    onnx.checker on the written file and, when onnxruntime is installed, ``check(original, new, probe)``,
+    unless --no-verify. ``check=None``: the checker only. A failure writes nothing at OUT.
+
+    A check is a verify.py promise (same_outputs, fp16_outputs, dynamic_outputs) or any function with
+    that signature: ``probe`` is a verify.Probe built from --shapes/--inputs (``probe.feeds()``: the
+    input values; ``probe.note()``: the sizes it had to guess); it returns a report
+    ``{"checks": [{"check": text, "max_abs_diff": x}], "notes": [text]}`` or raises TrtDeployError
+    naming what differs and by how much (verify.CannotRun: nothing to compare with, only noted)."""
+    from .. import io, runtime, verify
+
+    out = out or output_path(args)
+    verify_on = getattr(args, "verify", True) is not False
+    pr = probe(args, original) if verify_on and check is not None and runtime.available() else None
+    result: dict = {}
+
+    def before_commit(staged):
+        if not verify_on:
+            return
+        log.info("%s", verify.checker(staged, new, original_path=args.model))
+        if check is None:
+            return
+        if pr is None:
+            log.warning("note: only onnx.checker ran: onnxruntime is not installed (pip install onnxruntime)")
+            return
+        try:
+            result.update(check(original, new, pr))
+        except verify.CannotRun as exc:
+            log.warning("note: only onnx.checker ran: %s", exc)
+            return
+        log_report(result)
+
+    io.save(new, out, check=before_commit, protect=protected(args))
+    if not verify_on:
+        log.warning("wrote %s without checking it (--no-verify)", out)
+    else:
+        log.info("wrote %s", out)
+    return result or None

@@ -1,49 +1,71 @@
-"""trtdeploy dynamic MODEL -o OUT [--dims NAME:AXIS=SYMBOL,...] [--verify]"""
+"""trtdeploy dynamic MODEL -o OUT [--dims NAME:AXIS=SYMBOL,...] [--keep-fixed NODE ...] [--no-verify]
+[--batch-sizes N,N] [--shapes ...] [--inputs FILE.npz]"""
 
 from __future__ import annotations
 
-import argparse
-
-from ._common import add_model_io, load, log, output_path, save
+from ._common import add_model_io, add_verify_options, load, log, output_path, write_checked
 
 
 def add_parser(sub):
     p = sub.add_parser("dynamic", help="make static input dims dynamic (and fix the shapes baked into the graph)")
     add_model_io(p)
     p.add_argument("--dims", action="append", metavar="NAME:AXIS=SYMBOL,...",
-                   help="axes to make dynamic, e.g. images:0=batch,2=height,3=width (repeatable; "
-                        "default: axis 0 of the data inputs, named 'batch')")
-    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
-                   help="check with onnxruntime at several batch sizes (and a new H/W) against the original "
-                        "before writing (default: on when onnxruntime is installed)")
-    p.add_argument("--batch-sizes", metavar="N,N,...", help="batch sizes for --verify (default: 1x, 2x, 3x the original)")
+                   help="axes to make dynamic: AXIS=SYMBOL items for the NAME before them, several inputs in one "
+                        "flag, e.g. images:0=batch,2=height,3=width or input:0=batch,state:1=batch (repeatable; "
+                        "default: the batch axis of the data inputs, named 'batch': axis 0, or axis 1 of an "
+                        "LSTM/GRU/RNN initial state)")
+    p.add_argument("--keep-fixed", action="append", default=[], metavar="NODE",
+                   help="a Resize/Slice whose fixed size is meant (interpolate(size=...), x[:, :n]): left as it is "
+                        "(the output lists the nodes rewritten on that guess)")
+    add_verify_options(p)
+    p.add_argument("--batch-sizes", metavar="N,N,...", help="batch sizes of the check (default: 1x, 2x, 3x the original)")
     return p
 
 
 def run(args):
-    from ..surgery.dims import make_dynamic, parse_dims
+    import functools
+
+    from ..errors import TrtDeployError
+    from ..surgery.dims import default_dims, explain_default, make_dynamic, parse_dims
+    from ..verify import CannotRun, dynamic_outputs
 
     out = output_path(args)
     spec = {}
     for text in args.dims or []:
         for name, axes in parse_dims(text).items():
             spec.setdefault(name, {}).update(axes)
+    sizes = None
+    if args.batch_sizes:
+        try:
+            sizes = [int(x) for x in args.batch_sizes.split(",")]
+        except ValueError:
+            raise TrtDeployError(f"--batch-sizes '{args.batch_sizes}': expected numbers separated by ','") from None
     model = load(args.model)
+    default = None if spec else default_dims(model)
     log.info("rewriting shapes")
-    dyn = make_dynamic(model, spec or None)
-    verify = args.verify
-    if verify is None:
-        import importlib.util
+    guesses: list[str] = []
+    def explained(exc):  # when the default axes were used and fail: which input looks wrong, what to name
+        return TrtDeployError(explain_default(model, default, str(exc))) if default else exc
 
-        verify = importlib.util.find_spec("onnxruntime") is not None
-        if not verify:
-            log.warning("not verified: onnxruntime is not installed (pip install onnxruntime, or --no-verify)")
-    if verify:
-        from ..verify import verify_dynamic
+    try:
+        dyn = make_dynamic(model, spec or default, keep_fixed=set(args.keep_fixed), guesses=guesses)
+    except TrtDeployError as exc:
+        if str(exc).startswith("nothing to do"):
+            raise
+        raise explained(exc) from None
+    for g in guesses:
+        log.warning("guessed: %s", g)
 
-        sizes = [int(x) for x in args.batch_sizes.split(",")] if args.batch_sizes else None
-        report = verify_dynamic(model, dyn, batch_sizes=sizes)
-        for c in report["checks"]:
-            log.info("verified: %s (max abs diff %.3g)", c["check"], c["max_abs_diff"])
-    save(dyn, out)
+    def check(original, new, probe):
+        try:
+            return dynamic_outputs(original, new, probe, batch_sizes=sizes)
+        except CannotRun:
+            raise
+        except TrtDeployError as exc:
+            raise explained(exc) from None
+
+    write_checked(args, model, dyn, functools.update_wrapper(check, dynamic_outputs), out)
+    if guesses:
+        log.warning("the check cannot tell those guesses apart: at another height/width there is no original "
+                    "to compare with; check the %d node(s) above", len(guesses))
     return 0

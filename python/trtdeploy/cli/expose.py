@@ -1,8 +1,9 @@
-"""trtdeploy expose MODEL [--tensors ...|--nodes ...|--all] [--inputs FILE.npz] [-o OUT.onnx] [--dump OUT.npz]"""
+"""trtdeploy expose MODEL [--tensors ...|--nodes ...|--all [--include-constants]] [--inputs FILE.npz]
+[--shapes ...] [-o OUT.onnx [--no-verify]] [--dump OUT.npz]"""
 
 from __future__ import annotations
 
-from ._common import add_model_io, load, log, save
+from ._common import add_model_io, add_run_options, load, log, write_checked
 
 
 def add_parser(sub):
@@ -10,10 +11,15 @@ def add_parser(sub):
     add_model_io(p, output=False)
     p.add_argument("--tensors", nargs="+", default=[], metavar="NAME", help="tensors to expose")
     p.add_argument("--nodes", nargs="+", default=[], metavar="NODE", help="expose these nodes' outputs")
-    p.add_argument("--all", action="store_true", help="expose every node output")
-    p.add_argument("--inputs", metavar="FILE.npz", help="input values (default: random, right shape and dtype)")
-    p.add_argument("--shapes", metavar="NAME:DxD,...", help="input shapes for random inputs with dynamic dims")
-    p.add_argument("-o", "--output", metavar="OUT.onnx", help="write the model with the extra outputs")
+    p.add_argument("--all", action="store_true",
+                   help="expose every node output, in If/Loop/Scan bodies too (a body's tensor is output as "
+                        "NAME@NODE; of a Loop/Scan, one slice per iteration)")
+    p.add_argument("--include-constants", action="store_true",
+                   help="with --all: also the tensors that depend on no input (skipped by default)")
+    add_run_options(p)
+    p.add_argument("-o", "--output", metavar="OUT.onnx",
+                   help="write the model with the extra outputs (checked: its original outputs stay the same)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="with -o: write without the check")
     p.add_argument("--dump", metavar="OUT.npz", help="save the values (one array per tensor)")
     p.add_argument("--no-run", action="store_true", help="only write the model; do not run onnxruntime")
     p.add_argument("--seed", type=int, default=0)
@@ -23,28 +29,30 @@ def add_parser(sub):
 def run(args):
     import numpy as np
 
-    from ..errors import TrtDeployError
-    from ..io import check_output_path
+    from ..io import check_output_path, check_writable
     from ..surgery.expose import expose
+    from ..verify import same_outputs
 
+    out = check_output_path(args.model, args.output, False) if args.output else None
+    if args.dump:
+        check_writable(args.dump, "--dump")
     model = load(args.model)
-    exposed_model, names = expose(model, args.tensors, args.nodes, args.all)
+    notes: list[str] = []
+    exposed_model, names = expose(model, args.tensors, args.nodes, args.all, args.include_constants, notes)
+    for note in notes:
+        log.info("note: %s", note)
     log.info("exposing %d tensor(s)", len(names))
-    if args.output:
-        save(exposed_model, check_output_path(args.model, args.output, False))
+    if out is not None:
+        write_checked(args, model, exposed_model, same_outputs, out)
     if args.no_run:
         return 0
     from .. import runtime
+    from ._common import probe
 
-    if args.inputs:
-        try:
-            with np.load(args.inputs) as data:
-                feeds = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise TrtDeployError(f"--inputs {args.inputs}: {exc}") from None
-    else:
-        shapes = runtime.input_shapes(model, runtime.parse_shapes(args.shapes))
-        feeds = runtime.random_inputs(model, shapes, seed=args.seed)
+    pr = probe(args, model)
+    if pr.note():
+        log.info("note: %s", pr.note())
+    feeds = pr.feeds()
     values = runtime.run(runtime.session(exposed_model), feeds, names)
     width = max(len(n) for n in names)
     for name in names:

@@ -1,11 +1,11 @@
 """trtdeploy rename MODEL -o OUT [--input OLD=NEW ...] [--output OLD=NEW ...] [--tensor OLD=NEW ...]
-[--map-file JSON] [--prefix P] [--sanitize]
+[--map-file JSON] [--prefix P] [--sanitize] [--no-verify]
 
 Note: here -o is the output file and --output renames a graph output."""
 
 from __future__ import annotations
 
-from ._common import add_model_io, log, output_path
+from ._common import add_model_io, add_verify_options, log, output_path
 
 
 def add_parser(sub):
@@ -20,6 +20,7 @@ def add_parser(sub):
     p.add_argument("--sanitize", action="store_true",
                    help="make every name an identifier ([A-Za-z0-9_], not starting with a digit)")
     p.add_argument("--python", action="store_true", help="use the Python reference instead of the compiled path")
+    add_verify_options(p, runs=False)
     return p
 
 
@@ -62,23 +63,32 @@ def run(args):
     from ..surgery.names import rename_file
 
     info = rename_file(args.model, out, mapping, prefix=args.prefix, sanitize=args.sanitize,
-                       backend="python" if args.python else "auto")
-    log.info("wrote %s (%s path%s)", out, info["backend"],
-             f", {info['renamed_fields']} references renamed" if "renamed_fields" in info else "")
+                       backend="python" if args.python else "auto", verify=args.verify)
+    if info.get("check"):
+        from ._common import log_report
+
+        log_report(info["check"])
+    for data in info.get("data_files", []):
+        log.info("wrote %s (the weights, copied)", data)
+    how = f"{info['backend']} path" + (f", {info['renamed_fields']} references renamed" if "renamed_fields" in info else "")
+    if args.verify:
+        log.info("wrote %s (%s)", out, how)
+    else:
+        log.warning("wrote %s (%s) without checking it (--no-verify)", out, how)
     return 0
 
 
 def _check_io(path, ios):
-    """--input/--output must name graph inputs/outputs (the file is read without weights)."""
-    import onnx
-
+    """--input/--output must name graph inputs/outputs (listed by the wire reader: no weights loaded)."""
+    from .. import io
     from ..errors import TrtDeployError
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # noqa: BLE001
-        raise TrtDeployError(f"{path}: not a readable ONNX model ({exc})") from None
-    names = {"--input": [i.name for i in model.graph.input], "--output": [o.name for o in model.graph.output]}
+    info = io.scan(path)
+    if info is None:  # no compiled module: read the graph without weights
+        model = io.load(path, load_external_data=False)
+        info = {"graph_inputs": [i.name for i in model.graph.input],
+                "graph_outputs": [o.name for o in model.graph.output]}
+    names = {"--input": info["graph_inputs"], "--output": info["graph_outputs"]}
     for flag, pairs in ios.items():
         for old in pairs:
             if old not in names[flag]:

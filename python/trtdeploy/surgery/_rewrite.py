@@ -25,8 +25,12 @@ _BROADCAST = {
 class Rewriter:
     """Walks the main graph in order and rewrites baked shapes, re-inferring after each change."""
 
-    def __init__(self, m: onnx.ModelProto, orig: dict, probe: dict):
+    def __init__(self, m: onnx.ModelProto, orig: dict, probe: dict, keep_fixed: set[str] | frozenset = frozenset()):
         self.m, self.g = m, m.graph
+        # nodes whose fixed size may be meant (a Resize to a fixed size, a crop to a fixed length):
+        # keep_fixed leaves them as they are; the others are rewritten and listed in guesses
+        self.keep_fixed = set(keep_fixed)
+        self.guesses: list[str] = []
         self.orig, self.probe = orig, probe
         self.fresh = NameGen(m)
         self.shape_of: dict[str, str] = {}
@@ -216,6 +220,18 @@ class Rewriter:
             if n.op_type == "Constant" and n.output[0] in dead:
                 del self.g.node[i]
 
+    def kept(self, node: onnx.NodeProto) -> bool:
+        """--keep-fixed: the node's sizes along non-batch axes are meant to be fixed."""
+        return node.name in self.keep_fixed or bool(node.output and node.output[0] in self.keep_fixed)
+
+    def is_batch_axis(self, o, p) -> bool:
+        """An axis that follows the batch alone (the probe doubles the batch, triples other dims)."""
+        return isinstance(o, int) and isinstance(p, int) and p == 2 * o
+
+    def guess(self, node: onnx.NodeProto, what: str) -> None:
+        self.guesses.append(f"{node_label(node)}: {what}; if the size was meant to be fixed, add "
+                            f"--keep-fixed {node.name or node.output[0]}")
+
     def refuse(self, node: onnx.NodeProto, why: str) -> None:
         raise TrtDeployError(f"cannot make the model dynamic: node {node_label(node)} {why}")
 
@@ -391,9 +407,15 @@ class Rewriter:
         axes_attr = next((list(a.ints) for a in node.attribute if a.name == "axes"), None)
         axes = [a + len(od) if a < 0 else a for a in axes_attr] if axes_attr else list(range(len(sizes)))
         pieces = {}
+        _, pd = self.dims(data)
+        guessed = []
         for p, a in enumerate(axes):
             if a not in dyn or not isinstance(od[a], int) or sizes[p] != sizes_p[p]:
                 continue
+            if not self.is_batch_axis(od[a], pd[a]):
+                if self.kept(node):
+                    continue
+                guessed.append(a)
             s, d = sizes[p], od[a]
             if s % d == 0:
                 pieces[p] = ([(data, a)], s // d, 1)
@@ -404,6 +426,10 @@ class Rewriter:
                                   "which is not an integer ratio; export with scale_factor instead")
         if not pieces:
             return False
+        if guessed:
+            self.guess(node, f"its sizes {sizes} were fixed for axes {guessed} of '{data}', now they follow the "
+                             "input (as interpolate(scale_factor=...)); a static export cannot tell that from "
+                             "interpolate(size=...)")
         self.rebuild(node, idx, 3, sizes, {}, pieces, f"{node.name or 'resize'}_sizes")
         return True
 
@@ -423,11 +449,21 @@ class Rewriter:
         axes = np.arange(len(starts)) if axes is None else np.asarray(axes).reshape(-1)
         steps = np.ones(len(starts), np.int64) if steps is None else np.asarray(steps).reshape(-1)
         changed = False
+        _, pd = self.dims(data)
+        guessed = []
         for i, a in enumerate(axes):
             a = int(a) + len(od) if a < 0 else int(a)
             if a in dyn and isinstance(od[a], int) and starts[i] == 0 and steps[i] == 1 and ends[i] == od[a]:
+                if not self.is_batch_axis(od[a], pd[a]):
+                    if self.kept(node):
+                        continue
+                    guessed.append(a)
                 ends[i] = _INT64_MAX  # "up to the end", not "up to the old size"
                 changed = True
+        if guessed:
+            self.guess(node, f"it took the first {[od[a] for a in guessed]} of axes {guessed} of '{data}' (all of "
+                             "them at the original size), now it takes all (a static export cannot tell x[:n] "
+                             "with a fixed n from x[:])")
         if changed:
             self.replace_input(node, 2, self.const(ends.astype(np.int64), f"{node.name or 'slice'}_ends"))
         return changed

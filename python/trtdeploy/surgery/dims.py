@@ -49,69 +49,158 @@ def is_shape_input(model: onnx.ModelProto, name: str) -> bool:
     return bool(uses) and all(k in _SHAPE_OPERANDS.get(op, ()) for op, k in uses)
 
 
+# recurrent ops (layout 0) take X [seq, batch, in] and initial states [num_directions, batch, hidden]: the batch is axis 1
+_RNN_STATES = {"LSTM": {0, 5, 6}, "GRU": {0, 5}, "RNN": {0, 5}}
+
+
+def batch_axis_guess(model: onnx.ModelProto, name: str) -> int:
+    """Axis 0, except for an input read by an LSTM/GRU/RNN (layout 0) as X or initial state: axis 1."""
+    for n in model.graph.node:
+        layout = next((a.i for a in n.attribute if a.name == "layout"), 0)
+        if layout == 0 and any(x == name and k in _RNN_STATES.get(n.op_type, ()) for k, x in enumerate(n.input)):
+            return 1
+    return 0
+
+
 def default_dims(model: onnx.ModelProto, symbol: str = "batch") -> dict[str, dict[int, str]]:
-    """Axis 0 of every data input whose axis 0 has the same size as the first one's."""
+    """The batch axis of every data input (axis 0, or axis 1 of a recurrent op's X or initial state) whose
+    size is the first one's. When some input's batch axis is dynamic already, inputs with a static one
+    are not taken to be batched (an LSTM state [2, batch, 128] beside an input [batch, n])."""
     spec: dict[str, dict[int, str]] = {}
-    first = None
+    candidates = []
     for vi in data_inputs(model.graph):
         dims = dims_of(vi)
         if not dims or is_shape_input(model, vi.name):
             continue
-        d0 = dims[0]
-        if isinstance(d0, str):
-            spec[vi.name] = {0: d0}
+        axis = batch_axis_guess(model, vi.name)
+        if axis < len(dims):
+            candidates.append((vi.name, axis, dims[axis]))
+    dynamic_batch = any(not isinstance(d, int) for _, _, d in candidates)
+    first = None
+    for name, axis, d in candidates:
+        if isinstance(d, str):
+            spec[name] = {axis: d}
+        elif not isinstance(d, int):
             continue
-        if not isinstance(d0, int):
-            continue
-        if first is None:
-            first = d0
-        if d0 == first:
-            spec[vi.name] = {0: symbol}
+        elif dynamic_batch:
+            log.info("input '%s': axis %d is static (%d) while the batch is dynamic elsewhere; left static", name, axis, d)
+        elif first is None or d == first:
+            first = d
+            spec[name] = {axis: symbol}
         else:
-            log.info("input '%s': axis 0 is %d, not the batch size %d; left static", vi.name, d0, first)
+            log.info("input '%s': axis %d is %d, not the batch size %d; left static", name, axis, d, first)
     return spec
 
 
+def explain_default(model: onnx.ModelProto, default: dict[str, dict[int, str]], error: str) -> str:
+    """When the default batch axes do not work: which were chosen, which input looks wrong (one the
+    failing node reads, or one left static that has the batch size on another axis), and the --dims
+    that names them."""
+    import re
+
+    chosen = ", ".join(f"'{n}' axis {a}" for n, axes in default.items() for a in axes)
+    parts = [f"the default batch axes do not fit this model: {chosen} was taken as the batch"]
+    failing = set(re.findall(r"node '([^']+)'", error))
+    for n in model.graph.node:
+        if n.name in failing:
+            read = [x for x in n.input if x in default]
+            for x in read:
+                parts.append(f"'{x}' is read by the failing node '{n.name}' ({n.op_type}): if its batch is on "
+                             "another axis, or it has none, say so with --dims")
+    sizes = {dims_of(vi)[a] for vi in data_inputs(model.graph) if vi.name in default
+             for a in default[vi.name] if isinstance((dims_of(vi) or [None] * (a + 1))[a], int)}
+    extra = {}
+    for vi in data_inputs(model.graph):
+        dims = dims_of(vi) or []
+        if vi.name in default or is_shape_input(model, vi.name):
+            continue
+        axes = [a for a, d in enumerate(dims) if a > 0 and isinstance(d, int) and d in sizes]
+        if axes:
+            extra[vi.name] = axes[0]
+            parts.append(f"'{vi.name}' was left static, but its axis {axes[0]} has the batch size {dims[axes[0]]}")
+    spec = {n: dict(a) for n, a in default.items()}
+    for n, a in extra.items():
+        spec[n] = {a: "batch"}
+    example = ",".join(f"{n}:{a}={s}" for n, axes in spec.items() for a, s in axes.items())
+    return "; ".join(parts) + f"; name the axes, e.g. --dims {example} (the check said: {error})"
+
+
 def parse_dims(text: str) -> dict[str, dict[int, str]]:
-    """``images:0=batch,2=height,3=width;mask:0=batch`` (also several --dims flags)."""
+    """``images:0=batch,2=height,3=width,mask:0=batch``: AXIS=SYMBOL items for the last NAME: given
+    (``;`` between inputs works too, and so do several --dims flags)."""
     spec: dict[str, dict[int, str]] = {}
+    example = "e.g. images:0=batch,2=height,3=width,mask:0=batch"
     for part in filter(None, (p.strip() for p in text.split(";"))):
-        name, sep, axes = part.rpartition(":")
-        if not sep or not name:
-            raise TrtDeployError(f"--dims '{part}': expected NAME:AXIS=SYMBOL[,AXIS=SYMBOL...]")
-        for item in axes.split(","):
+        name = None
+        for item in part.split(","):
+            item = item.strip()
+            head, sep, rest = item.rpartition(":")
+            if sep:
+                if not head:
+                    raise TrtDeployError(f"--dims '{item}': no input name before ':'; {example}")
+                name, item = head, rest
+            elif name is None:
+                raise TrtDeployError(f"--dims '{part}': expected NAME:AXIS=SYMBOL[,AXIS=SYMBOL...]; {example}")
             axis, eq, sym = item.partition("=")
             try:
                 ax = int(axis)
             except ValueError:
                 ax = None
             if not eq or ax is None or not sym.strip():
-                raise TrtDeployError(f"--dims '{part}': '{item}' should be AXIS=SYMBOL, e.g. 0=batch")
+                raise TrtDeployError(f"--dims '{part}': '{item}' should be AXIS=SYMBOL, e.g. 0=batch; {example}")
             spec.setdefault(name, {})[ax] = sym.strip()
     return spec
 
 
-def make_dynamic(model: onnx.ModelProto, dims: DimSpec | None = None, *,
-                 symbol: str = "batch") -> onnx.ModelProto:
+def make_dynamic(model: onnx.ModelProto, dims: DimSpec | None = None, *, symbol: str = "batch",
+                 keep_fixed: set[str] | None = None, guesses: list[str] | None = None) -> onnx.ModelProto:
     """Return a copy of ``model`` whose chosen input axes are symbolic and that runs at other sizes.
 
-    dims: {input name: {axis: symbol}}; default: axis 0 of the data inputs, named ``symbol``.
-    Raises TrtDeployError naming the input/node when it cannot be done soundly.
+    dims: {input name: {axis: symbol}}; default: the batch axis of the data inputs (axis 0; axis 1 of
+    a recurrent op's initial state), named ``symbol``. keep_fixed: names of nodes (Resize, Slice) whose
+    fixed size is meant and must stay. guesses (a list): receives one line per node rewritten on a
+    guess a static export cannot settle (a Resize to a size that equals the input's, a crop to the full
+    length), naming the flag that keeps it. Raises TrtDeployError naming the input/node when it
+    cannot be done soundly.
     """
     m = copy_model(model)
     spec = {k: dict(v) for k, v in (dims or default_dims(m, symbol)).items()}
-    if not spec:
-        raise TrtDeployError("the model has no data input with a static axis 0 to make dynamic; "
-                             "name the axes with --dims NAME:AXIS=SYMBOL")
+    _refuse_already_dynamic(m, spec)
+    for name in sorted(keep_fixed or ()):
+        node = next((n for n in m.graph.node if n.name == name or (n.output and n.output[0] == name)), None)
+        if node is None:
+            raise TrtDeployError(f"--keep-fixed: no node named '{name}'")
+        if node.op_type not in ("Resize", "Slice"):
+            raise TrtDeployError(f"--keep-fixed {name}: it is a {node.op_type}; only a Resize or a Slice can keep "
+                                 "a fixed size (other shape operands must follow the input)")
     orig, probe, final = _plan(m, spec)
-    rewriter = Rewriter(m, orig, probe)
+    rewriter = Rewriter(m, orig, probe, keep_fixed=set(keep_fixed or ()))
     rewriter.run()
+    if guesses is not None:
+        guesses.extend(rewriter.guesses)
     for vi in m.graph.input:
         if vi.name in final:
             set_dims(vi, final[vi.name])
     _update_outputs(m, orig, probe, rewriter.PO.shapes(), rewriter.PP.shapes())
     m.graph.ClearField("value_info")  # stale: re-infer with onnx.shape_inference if needed
     return m
+
+
+def _refuse_already_dynamic(m: onnx.ModelProto, spec: dict[str, dict[int, str]]) -> None:
+    """Nothing to do when every axis asked for is dynamic already, under that name: say so."""
+    inputs = {vi.name: dims_of(vi) or [] for vi in data_inputs(m.graph)}
+    todo = [(n, a) for n, axes in spec.items() for a, sym in axes.items()
+            if n not in inputs or not -len(inputs[n]) <= a < len(inputs[n]) or inputs[n][a] != sym]
+    if todo:
+        return
+    have = ", ".join(f"{n}[{a}]={d or '?'}" for n, dims in inputs.items() for a, d in enumerate(dims) if not isinstance(d, int))
+    if not have:
+        raise TrtDeployError("the model has no data input with a static batch axis to make dynamic; "
+                             "name the axes with --dims NAME:AXIS=SYMBOL")
+    hint = "; to make other axes dynamic, name them: --dims NAME:AXIS=SYMBOL,..."
+    asked = ", ".join(f"'{n}' axis {a}" for n, axes in spec.items() for a in axes) or "the batch axis"
+    raise TrtDeployError(f"nothing to do: {asked} {'is' if len(asked.split(',')) == 1 else 'are'} dynamic "
+                         f"already (the model's dynamic dims: {have}){hint}")
 
 
 def _plan(m: onnx.ModelProto, spec: dict[str, dict[int, str]]):

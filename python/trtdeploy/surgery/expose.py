@@ -1,49 +1,156 @@
-"""Expose intermediate tensors as graph outputs (to dump them with onnxruntime)."""
+"""Expose intermediate tensors as graph outputs (to dump them with onnxruntime).
+
+A tensor of the main graph becomes a graph output under its own name. A tensor inside an If/Loop/Scan
+body is carried out level by level: it becomes an output of its body (of an If, the other branch
+outputs an empty tensor of the same type; of a Loop/Scan, a scan output: one slice per iteration),
+then of the node, under the name ``tensor@node`` (a subgraph name cannot be reused outside it).
+"""
 
 from __future__ import annotations
+
+import difflib
 
 import onnx
 from onnx import helper
 
-from .._graph import copy_model, initializer_names
-from .._shapes import propagate
+from .._graph import NameGen, copy_model, data_inputs, initializer_names, node_label, subgraphs
+from .._shapes import all_types
 from ..errors import TrtDeployError
 from .nodes import find_node
 
 
 def expose(model: onnx.ModelProto, tensors: list[str] | None = None, nodes: list[str] | None = None,
-           all_tensors: bool = False) -> tuple[onnx.ModelProto, list[str]]:
-    """Add tensors (by name, by producing node, or every node output) as graph outputs.
-    Returns the new model and the exposed names, in graph order."""
+           all_tensors: bool = False, include_constants: bool = False,
+           notes: list[str] | None = None) -> tuple[onnx.ModelProto, list[str]]:
+    """Add tensors (by name, by producing node, or every node output: with ``all_tensors``, those of
+    If/Loop/Scan bodies too, and without the ones that depend on no input unless ``include_constants``)
+    as graph outputs. Returns the new model and the exposed output names, in graph order. ``notes``
+    (a list) receives what was skipped and why."""
     m = copy_model(model)
     g = m.graph
-    produced = [o for n in g.node for o in n.output if o]
+    notes = notes if notes is not None else []
+    where = _locate(g)  # tensor -> chain of (node, body) from the main graph down, [] for the main graph
     wanted: list[str] = []
     if all_tensors:
-        wanted = list(produced)
+        const = set() if include_constants else _constant_tensors(m)
+        skipped = [t for t in where if t in const]
+        wanted = [t for t in where if t not in const]
+        if skipped:
+            notes.append(f"{len(skipped)} tensor(s) that depend on no input (constants, shape arithmetic on "
+                         "them) not exposed; --include-constants exposes them")
     for name in nodes or []:
-        wanted.extend(o for o in find_node(g, name).output if o)
-    known = set(produced) | {i.name for i in g.input} | initializer_names(g)
+        wanted.extend(o for o in _find_node_anywhere(g, name).output if o)
+    known = set(where) | {i.name for i in g.input} | initializer_names(g)
     for t in tensors or []:
         if t not in known:
-            import difflib
-
             close = difflib.get_close_matches(t, sorted(known), n=3)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise TrtDeployError(f"no tensor named '{t}' in the main graph{hint}")
+            raise TrtDeployError(f"no tensor named '{t}' in the model{hint}")
         wanted.append(t)
     if not wanted:
         raise TrtDeployError("nothing to expose: give --tensors, --nodes or --all")
+    explicit = set(tensors or []) | {o for n in nodes or [] for o in _find_node_anywhere(g, n).output}
     existing = {o.name for o in g.output}
-    types = propagate(m)
-    order = {name: i for i, name in enumerate(produced)}
-    exposed = []
+    inferred = all_types(m)
+    fresh = NameGen(m)
+    order = {name: i for i, name in enumerate(where)}
+    exposed, untyped = [], []
     for t in sorted(dict.fromkeys(wanted), key=lambda x: order.get(x, -1)):
-        exposed.append(t)
         if t in existing:
+            exposed.append(t)
             continue
-        elem, dims = types.get(t, (0, None))
+        elem = inferred.get(t, (0, None))[0]
         if not elem:
-            raise TrtDeployError(f"the type of '{t}' cannot be inferred (custom op?); cannot expose it")
-        g.output.append(helper.make_tensor_value_info(t, elem, dims))
+            if t in explicit:
+                raise TrtDeployError(f"the type of '{t}' cannot be inferred (custom op?); cannot expose it")
+            untyped.append(t)
+            continue
+        chain = where.get(t, [])
+        name = t
+        for node, attr in reversed(chain):  # innermost body first
+            name = _lift(node, attr, name, elem, inferred.get(t, (0, None))[1] if name == t else None, fresh)
+        dims = inferred.get(t, (0, None))[1] if not chain else None
+        g.output.append(helper.make_tensor_value_info(name, elem, dims))
+        exposed.append(name)
+    if untyped:
+        notes.append(f"{len(untyped)} tensor(s) of unknown type (custom op outputs?) not exposed: "
+                     + ", ".join(untyped[:5]) + (" ..." if len(untyped) > 5 else ""))
+    if not exposed:
+        raise TrtDeployError("nothing to expose: " + "; ".join(notes))
     return m, exposed
+
+
+def _locate(g: onnx.GraphProto, chain: tuple = ()) -> dict[str, list]:
+    """Every tensor a node writes, in graph order, with the chain of (node, body attribute name) that
+    holds it ([] in the main graph)."""
+    out: dict[str, list] = {}
+    for n in g.node:
+        for o in n.output:
+            if o:
+                out.setdefault(o, list(chain))
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                for t, c in _locate(a.g, chain + ((n, a.name),)).items():
+                    out.setdefault(t, c)
+    return out
+
+
+def _find_node_anywhere(g: onnx.GraphProto, name: str) -> onnx.NodeProto:
+    try:
+        return find_node(g, name)
+    except TrtDeployError:
+        for n in g.node:
+            for body in subgraphs(n):
+                try:
+                    return _find_node_anywhere(body, name)
+                except TrtDeployError:
+                    pass
+        raise
+
+
+def _constant_tensors(m: onnx.ModelProto) -> set[str]:
+    """Tensors computed from constants only (Constant nodes, shape arithmetic on them), in the main
+    graph and in bodies (where the body's own inputs and the outer tensors that vary count as live)."""
+    const: set[str] = set()
+
+    def walk(g: onnx.GraphProto, live: set[str]) -> None:
+        for n in g.node:
+            bodies = list(subgraphs(n))
+            if any(x in live for x in n.input) or bodies or n.domain not in ("", "ai.onnx"):
+                live.update(o for o in n.output if o)
+            else:
+                const.update(o for o in n.output if o)
+            for body in bodies:
+                walk(body, live | {i.name for i in body.input})
+
+    walk(m.graph, {i.name for i in data_inputs(m.graph)})
+    return const
+
+
+def _lift(node: onnx.NodeProto, attr: str, name: str, elem: int, dims, fresh: NameGen) -> str:
+    """Make ``name`` (a tensor of ``node``'s body ``attr``) an output of ``node``; returns the new outer
+    name."""
+    outer = fresh(f"{name.split('@')[0]}@{node.name or node.output[0]}")
+    body = next(a.g for a in node.attribute if a.name == attr)
+    if node.op_type == "If":
+        for a in node.attribute:
+            if a.type != onnx.AttributeProto.GRAPH:
+                continue
+            branch = a.g
+            if a.name == attr:
+                branch.output.append(helper.make_tensor_value_info(name, elem, dims))
+            else:  # the branch not holding it: an empty tensor of the same type
+                empty = fresh(f"{name}_empty")
+                branch.node.append(helper.make_node("Constant", [], [empty], name=fresh(f"{empty}_Constant"),
+                                                    value=helper.make_tensor(empty, elem, [0], [])))
+                branch.output.append(helper.make_tensor_value_info(empty, elem, [0]))
+    elif node.op_type in ("Loop", "Scan"):
+        body.output.append(helper.make_tensor_value_info(name, elem, dims))
+        if node.op_type == "Scan":
+            for a in node.attribute:
+                if a.name in ("scan_output_axes", "scan_output_directions"):
+                    a.ints.append(0)
+    else:
+        raise TrtDeployError(f"cannot expose '{name}': it is inside {node_label(node)}, which is not If/Loop/Scan")
+    node.output.append(outer)
+    return outer

@@ -15,7 +15,7 @@ import onnx
 from onnx import TensorProto as TP
 from onnx import defs, helper, numpy_helper
 
-from .._graph import NameGen, copy_model, subgraphs
+from .._graph import NameGen, constant_value, copy_model, model_graphs, node_label, subgraphs
 from .._shapes import propagate
 from ..errors import TrtDeployError
 
@@ -25,6 +25,7 @@ KEEP_FP32_OPS = {
     "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Einsum", "STFT", "DFT",
 }
 _F16_MAX = 65504.0
+_F16_TINY = 2.0**-25  # below half the smallest float16 subnormal: rounds to 0
 
 
 def _schema(node: onnx.NodeProto, opsets: dict[str, int]):
@@ -48,9 +49,44 @@ def _follow_data(schema, k: int, is_input: bool) -> bool:
     return any(o.type_str == p.type_str for o in others)
 
 
+def _unrepresentable(arr: np.ndarray) -> str | None:
+    """Why float16 cannot hold these float32 values (overflow to inf, or a constant such as an epsilon
+    whose every nonzero value underflows to 0), or None."""
+    if arr.dtype != np.float32 or not arr.size:
+        return None
+    finite = np.abs(arr[np.isfinite(arr)])
+    top = float(finite.max(initial=0.0))
+    if top > _F16_MAX:
+        return f"values up to {top:.3g}, over float16's {_F16_MAX:g}"
+    nonzero = finite[finite > 0]
+    if nonzero.size and float(nonzero.max()) < _F16_TINY:
+        return f"values of {float(nonzero.max()):.3g} at most, which float16 rounds to 0"
+    return None
+
+
+def check_keep_ops(model: onnx.ModelProto, ops) -> list[str]:
+    """--keep-op names: an op that is neither an ONNX op nor in the model is an error (a typo);
+    an ONNX op the model does not use gives a note."""
+    import difflib
+
+    used = {n.op_type for g in model_graphs(model) for n in g.node}
+    known = {s.name for s in defs.get_all_schemas()} | used
+    notes = []
+    for op in ops:
+        if op not in known:
+            close = difflib.get_close_matches(op, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise TrtDeployError(f"--keep-op {op}: not an ONNX op, and no node of the model has that op type{hint}")
+        if op not in used:
+            notes.append(f"--keep-op {op}: the model has no {op} node")
+    return notes
+
+
 def to_fp16(model: onnx.ModelProto, keep_io_fp32: bool = True, keep_ops: set[str] | None = None,
-            keep_nodes: set[str] | None = None) -> onnx.ModelProto:
-    """The model with float32 weights and activations in float16 (see the module doc)."""
+            keep_nodes: set[str] | None = None, kept: list[str] | None = None) -> onnx.ModelProto:
+    """The model with float32 weights and activations in float16 (see the module doc). A node reading a
+    constant that float16 cannot hold stays float32 with that constant; ``kept`` (a list) receives
+    one line per such node, saying why."""
     m = copy_model(model)
     g = m.graph
     opsets = {(o.domain or ""): o.version for o in m.opset_import}
@@ -63,10 +99,30 @@ def to_fp16(model: onnx.ModelProto, keep_io_fp32: bool = True, keep_ops: set[str
     fresh = NameGen(m)
     inits = {t.name: t for t in g.initializer}
     const_nodes = {n.output[0]: n for n in g.node if n.op_type == "Constant" and n.domain in ("", "ai.onnx")}
+    # constants float16 cannot hold: they stay float32, and so does every node that reads them
+    out_of_range = {}
+    for name, t in inits.items():
+        if t.data_type == TP.FLOAT and (why := _unrepresentable(numpy_helper.to_array(t))):
+            out_of_range[name] = why
+    for name, n in const_nodes.items():
+        arr = constant_value(name, onnx.GraphProto(), {name: n}) if name not in inits else None
+        if arr is not None and (why := _unrepresentable(np.asarray(arr))):
+            out_of_range[name] = why
+    for n in g.node:
+        bad = [x for x in n.input if x in out_of_range]
+        if bad and kept is not None:
+            kept.append(f"{node_label(n)}: its constant '{bad[0]}' has {out_of_range[bad[0]]}")
+
+    untyped = [n for n in g.node if any(x and not types.get(x) for x in n.input)]
+    if untyped and kept is not None:
+        kept.append(f"{len(untyped)} node(s) reading tensors of unknown type (outputs of ops shape inference does "
+                    f"not know, e.g. {node_label(untyped[0])}); they stay as they are")
+    untyped_keys = {tuple(n.output) for n in untyped}  # outputs name a node (ids of proto wrappers do not)
 
     def fp32_node(n: onnx.NodeProto) -> bool:
         return (n.domain not in ("", "ai.onnx") or n.op_type in keep_ops or n.name in keep_nodes
-                or any(True for _ in subgraphs(n)))
+                or any(True for _ in subgraphs(n)) or any(x in out_of_range for x in n.input)
+                or tuple(n.output) in untyped_keys)
 
     # 1. what each node wants on each float32 input, and what type its outputs get
     want: dict[tuple[int, int], int] = {}
@@ -90,12 +146,13 @@ def to_fp16(model: onnx.ModelProto, keep_io_fp32: bool = True, keep_ops: set[str
     for (i, k), t in want.items():
         readers.setdefault(g.node[i].input[k], set()).add(t)
     for name, ts in readers.items():
-        if ts == {TP.FLOAT16} and (name in inits or name in const_nodes):
-            tensor = inits[name] if name in inits else next(a.t for a in const_nodes[name].attribute if a.name == "value")
+        if ts == {TP.FLOAT16} and (name in inits or name in const_nodes) and name not in out_of_range:
+            tensor = inits[name] if name in inits else next(
+                (a.t for a in const_nodes[name].attribute if a.name == "value"), None)
+            if tensor is None:  # value_float(s): left float32, the edge gets a Cast
+                continue
             arr = numpy_helper.to_array(tensor)
             if arr.dtype == np.float32:
-                if np.abs(arr).max(initial=0) > _F16_MAX:
-                    continue  # would overflow: keep float32, the edge gets a Cast
                 tensor.CopyFrom(numpy_helper.from_array(arr.astype(np.float16), tensor.name))
                 produced[name] = TP.FLOAT16
     for name in inits:
@@ -142,25 +199,8 @@ def to_fp16(model: onnx.ModelProto, keep_io_fp32: bool = True, keep_ops: set[str
     return m
 
 
-def verify_fp16(fp32: onnx.ModelProto, fp16: onnx.ModelProto, rtol: float = 2e-2, shapes=None, seed: int = 0) -> dict:
-    """Run both in onnxruntime on the same random inputs; each output's max error relative to its
-    range must be within rtol (float16 keeps ~3 significant digits). Returns {output: error}."""
-    from ..runtime import input_shapes, random_inputs, run, session
+def verify_fp16(fp32: onnx.ModelProto, fp16: onnx.ModelProto, shapes=None, seed: int = 0, feeds=None) -> dict:
+    """The float16 check (verify.fp16_outputs) on two models: {output: error relative to its range}."""
+    from ..verify import verify_fp16 as check
 
-    feeds = random_inputs(fp32, input_shapes(fp32, shapes), seed=seed)
-    want, got = run(session(fp32), feeds), run(session(fp16), feeds)
-    errors = {}
-    for name, ref in want.items():
-        out = got[name]
-        if ref.dtype.kind not in "fc":
-            if not np.array_equal(ref, out):
-                raise TrtDeployError(f"float16 output '{name}' differs from the float32 model")
-            errors[name] = 0.0
-            continue
-        scale = float(np.abs(ref).max()) or 1.0
-        err = float(np.abs(out.astype(np.float64) - ref).max()) / scale
-        errors[name] = err
-        if not err <= rtol:
-            raise TrtDeployError(f"float16 output '{name}' is off by {err:.3g} of its range (tolerance {rtol}); "
-                                 "keep the sensitive nodes in float32 with --keep-node/--keep-op")
-    return errors
+    return check(fp32, fp16, shapes=shapes, seed=seed, feeds=feeds)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-from .._graph import (NameGen, consumers, copy_model, initializer_names, node_label,
+from .._graph import (NameGen, consumers, copy_model, dtype_name, format_dims, initializer_names, node_label,
                       producers, subgraphs)
 from .._shapes import propagate
 from ..errors import TrtDeployError
@@ -78,6 +78,8 @@ def _remove_one(m: onnx.ModelProto, name: str) -> None:
         what = "no data input" if not data_in else f"{len(data_in)} data inputs ({', '.join(data_in)})"
         raise TrtDeployError(f"cannot remove node {label}: it has {what}, so it is ambiguous which "
                              f"tensor should replace its output '{used_out[0]}'")
+    if used_out:
+        _same_type(m, node, data_in[0], used_out[0])
     idx = list(g.node).index(node)
     del g.node[idx]
     if used_out:
@@ -92,10 +94,15 @@ def _remove_one(m: onnx.ModelProto, name: str) -> None:
 
             _apply(m, {src: out})
             ov = next(o for o in g.output if o.name == out)
+            declared = onnx.TypeProto()
+            declared.CopyFrom(ov.type)
             ov.type.Clear()
             types = propagate(m)
-            if out in types and types[out][0]:
-                ov.CopyFrom(helper.make_tensor_value_info(out, types[out][0], types[out][1]))
+            elem, dims = types.get(out, (0, None))
+            if elem and dims is not None:
+                ov.CopyFrom(helper.make_tensor_value_info(out, elem, dims))
+            else:  # inference cannot size it: the declaration stays (same tensor, same type)
+                ov.type.CopyFrom(declared)
         else:
             for n in g.node:
                 for k, x in enumerate(n.input):
@@ -107,6 +114,22 @@ def _remove_one(m: onnx.ModelProto, name: str) -> None:
                     _apply_graph(sub, {out: src})
         _drop_value_info(g, {out})
     _drop_dangling(g, [x for x in node.input if x])
+
+
+def _same_type(m: onnx.ModelProto, node: onnx.NodeProto, src: str, out: str) -> None:
+    """Bypassing a node hands its input to its output's readers: the dtype and the (known) dims must
+    be the same, or the readers get what they were not built for."""
+    types = propagate(m)
+    (e_in, d_in), (e_out, d_out) = types.get(src, (0, None)), types.get(out, (0, None))
+    differ = bool(e_in and e_out and e_in != e_out)
+    if d_in is not None and d_out is not None:
+        differ = differ or len(d_in) != len(d_out) or any(
+            a != b for a, b in zip(d_in, d_out) if a is not None and b is not None and type(a) is type(b))
+    if differ:
+        raise TrtDeployError(f"cannot remove node {node_label(node)}: its input '{src}' is {dtype_name(e_in)} "
+                             f"{format_dims(d_in)} but its output '{out}' is {dtype_name(e_out)} "
+                             f"{format_dims(d_out)}; what reads '{out}' would get another "
+                             f"{'type' if e_in != e_out else 'shape'}")
 
 
 def _drop_value_info(g: onnx.GraphProto, names: set[str]) -> None:
@@ -141,18 +164,38 @@ def _drop_dangling(g: onnx.GraphProto, candidates: list[str]) -> None:
 
 def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int) -> onnx.ModelProto:
     """Cast ``tensor`` to ``to`` for everything that reads it. On a graph output the output keeps
-    its name and gets the new dtype. Downstream ops that cannot take the new type are an error."""
+    its name and gets the new dtype. On a graph input the input itself takes the new dtype (the caller
+    feeds e.g. int32 instead of int64) and a Cast back to its old dtype follows it, so the graph
+    computes as before. Downstream ops that cannot take the new type are an error."""
     m = copy_model(model)
     g = m.graph
     to = parse_dtype(to)
     fresh = NameGen(m)
     prod = producers(g)
-    is_input = any(i.name == tensor for i in g.input)
-    if tensor not in prod and not is_input and tensor not in initializer_names(g):
+    inits = initializer_names(g)
+    is_input = any(i.name == tensor for i in g.input) and tensor not in inits
+    if tensor not in prod and not is_input and tensor not in inits:
         raise TrtDeployError(f"no tensor named '{tensor}' in the main graph; "
                              "`trtdeploy inspect --nodes MODEL` lists the names")
     dtype_name = onnx.TensorProto.DataType.Name(to).lower()
     out_names = [o.name for o in g.output]
+    if is_input and tensor not in out_names:
+        vi = next(i for i in g.input if i.name == tensor)
+        old = vi.type.tensor_type.elem_type
+        if old == to:
+            raise TrtDeployError(f"input '{tensor}' is {dtype_name} already")
+        inner = fresh(f"{tensor}_{onnx.TensorProto.DataType.Name(old).lower()}")
+        for n in g.node:
+            if tensor in n.input:
+                n.input[:] = [inner if x == tensor else x for x in n.input]
+            for sub in subgraphs(n):
+                from .names import _apply_graph
+
+                _apply_graph(sub, {tensor: inner})
+        g.node.insert(0, helper.make_node("Cast", [tensor], [inner], name=fresh(f"{tensor}_Cast"), to=old))
+        vi.type.tensor_type.elem_type = to
+        _check_types(m, tensor)
+        return m
     if tensor in out_names:
         if is_input:
             raise TrtDeployError(f"'{tensor}' is both a graph input and output; cannot cast it in place")

@@ -1,0 +1,97 @@
+"""fp16: constants float16 cannot hold keep their node in float32 (issue 8, case 1: PP-OCRv4 det's
+BatchNormalization variance up to 9.8e7 became inf and the output collapsed); --keep-op typos."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from conftest import fixture_path, load_fixture, ort_run, run_cli
+from onnx import TensorProto as TP
+
+from trtdeploy import TrtDeployError
+from trtdeploy.surgery.fp16 import to_fp16
+
+
+def test_out_of_range_constant_keeps_its_node_in_float32():
+    m = load_fixture("bn_wide_range")
+    h = to_fp16(m)
+    x = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
+    (want,), (got,) = ort_run(m, {"x": x}), ort_run(h, {"x": x})
+    assert np.isfinite(got).all() and np.ptp(got) > 0.1  # not collapsed
+    np.testing.assert_allclose(got, want, atol=5e-3 * np.abs(want).max())
+    inits = {t.name: t for t in h.graph.initializer}
+    assert inits["bn.var"].data_type == TP.FLOAT and inits["conv1.w"].data_type == TP.FLOAT16
+    producers = {o: n for n in h.graph.node for o in n.output}
+    bn = next(n for n in h.graph.node if n.op_type == "BatchNormalization")
+    assert producers[bn.input[0]].op_type == "Cast"  # float16 conv output cast up to the float32 BN
+
+
+def test_what_was_kept_is_said():
+    kept: list[str] = []
+    to_fp16(load_fixture("bn_wide_range"), kept=kept)
+    assert kept == ["'bn' (BatchNormalization): its constant 'bn.var' has values up to 9.8e+07, over float16's 65504"]
+
+
+def test_cli_fp16_says_what_it_kept_and_checks(tmp_path):
+    proc = run_cli("fp16", fixture_path("bn_wide_range"), "-o", tmp_path / "h.onnx")
+    assert proc.returncode == 0, proc.stderr
+    assert "kept in float32: 'bn' (BatchNormalization)" in proc.stderr
+    assert "checked: float16 'y': " in proc.stderr and "x the error of float16 rounding alone" in proc.stderr
+
+
+def test_keep_op_unknown_is_an_error(tmp_path):
+    proc = run_cli("fp16", fixture_path("retina_head"), "-o", tmp_path / "h.onnx", "--keep-op", "Sigmoidd")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "--keep-op Sigmoidd: not an ONNX op" in proc.stderr and "did you mean 'Sigmoid'" in proc.stderr
+    assert not (tmp_path / "h.onnx").exists()
+    from trtdeploy.surgery.fp16 import check_keep_ops
+
+    m = load_fixture("retina_head")
+    assert check_keep_ops(m, ["Softmax"]) == [] and check_keep_ops(m, ["Gelu"]) == ["--keep-op Gelu: the model has no Gelu node"]
+    with pytest.raises(TrtDeployError, match="not an ONNX op"):
+        check_keep_ops(m, ["MyPlugin"])
+
+
+def test_unrepresentable_values():
+    from trtdeploy.surgery.fp16 import _unrepresentable
+
+    assert _unrepresentable(np.array([1.0, 7e4], np.float32)).startswith("values up to 7e+04")
+    assert "rounds to 0" in _unrepresentable(np.array([1e-12], np.float32))  # an epsilon
+    assert _unrepresentable(np.array([0.5, 1e-12, 0.0], np.float32)) is None  # one tiny weight among others
+    assert _unrepresentable(np.array([65504.0, -3.0], np.float32)) is None
+
+
+def test_fp16_value_float_constant_does_not_crash():
+    """A Constant with value_float (not a tensor) read as float16 data is left float32 behind a Cast."""
+    from onnx import helper
+
+    nodes = [helper.make_node("Constant", [], ["c"], name="c", value_float=2.0),
+             helper.make_node("Mul", ["x", "c"], ["y"], name="mul")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    h = to_fp16(m)
+    onnx.checker.check_model(h, full_check=True)
+    x = np.array([1.5, -2.0], np.float32)
+    np.testing.assert_allclose(ort_run(h, {"x": x})[0], [3.0, -4.0])
+
+
+def test_nodes_reading_unknown_types_stay_as_they_are():
+    """After an op shape inference does not know (an onnxruntime contrib op, as in ddddocr's quantized
+    common_old.onnx) the types are unknown: converting a reader's constant operand to float16 made the
+    model fail to type-check."""
+    from onnx import helper, numpy_helper
+
+    nodes = [helper.make_node("Gelu", ["x"], ["a"], name="gelu", domain="com.microsoft"),
+             helper.make_node("Mul", ["a", "scale"], ["b"], name="mul"),
+             helper.make_node("Relu", ["b"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [2, 3])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [2, 3])],
+                          initializer=[numpy_helper.from_array(np.full(3, 0.5, np.float32), "scale")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    kept: list[str] = []
+    h = to_fp16(m, kept=kept)
+    assert kept and "unknown type" in kept[0] and "'mul' (Mul)" in kept[0]
+    x = np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]], np.float32)
+    np.testing.assert_allclose(ort_run(h, {"x": x})[0], ort_run(m, {"x": x})[0], rtol=1e-6)

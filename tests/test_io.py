@@ -1,0 +1,127 @@
+"""Files in and out: what is not a model is refused by every command, -o that cannot be written is one
+line, shapes on the command line are parsed with precise messages."""
+
+from __future__ import annotations
+
+import os
+
+import onnx
+import pytest
+from conftest import fixture_path, load_fixture, run_cli
+
+from trtdeploy import TrtDeployError
+from trtdeploy.io import Staging, load, save
+from trtdeploy.runtime import parse_shapes
+
+MODEL_COMMANDS = [
+    ("inspect",), ("fp16", "-o", "{out}"), ("dynamic", "-o", "{out}"), ("simplify", "-o", "{out}"),
+    ("remove-node", "-o", "{out}", "--node", "n"), ("insert-cast", "-o", "{out}", "--tensor", "t", "--to", "int32"),
+    ("rename", "-o", "{out}", "--tensor", "a=b"), ("rename", "-o", "{out}", "--input", "a=b"),
+    ("rename", "-o", "{out}", "--tensor", "a=b", "--python"), ("expose", "--all"),
+]
+
+
+@pytest.mark.parametrize("content", [b"", b"\x08\x07", b"not a model at all"], ids=["empty", "no-graph", "junk"])
+@pytest.mark.parametrize("cmd", MODEL_COMMANDS, ids=lambda c: " ".join(c[:1] + c[3:4]))
+def test_not_a_model_is_refused_by_every_command(tmp_path, cmd, content):
+    """A 0-byte .onnx was accepted by inspect and fp16 (which wrote a 2-byte model); b'\\x08\\x07' parses
+    as a ModelProto (ir_version 7) with no graph."""
+    src = tmp_path / "m.onnx"
+    src.write_bytes(content)
+    out = tmp_path / "o.onnx"
+    proc = run_cli(cmd[0], src, *[a.format(out=out) for a in cmd[1:]])
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
+    assert "not" in proc.stderr.splitlines()[-1] and str(src) in proc.stderr
+    assert not out.exists()
+    with pytest.raises(TrtDeployError):
+        load(src)
+
+
+def test_verify_refuses_an_empty_file(tmp_path):
+    (tmp_path / "e.onnx").write_bytes(b"")
+    proc = run_cli("verify", fixture_path("view_cnn"), tmp_path / "e.onnx")
+    assert proc.returncode == 1 and "empty file (0 bytes)" in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["a folder", "under a file", "/proc", "read-only folder"])
+def test_output_that_cannot_be_written(tmp_path, where):
+    if where == "a folder":
+        out, want = tmp_path, "is a folder; give a file name"
+    elif where == "under a file":
+        (tmp_path / "f").write_text("x")
+        out, want = tmp_path / "f" / "o.onnx", "is not a folder"
+    elif where == "/proc":
+        out, want = "/proc/o.onnx", "kernel file system"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes in read-only folders")
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        out, want = ro / "o.onnx", "permission denied"
+    for cmd in (["dynamic"], ["remove-node", "--node", "/Relu"], ["rename", "--tensor", "input=x"], ["fp16"]):
+        proc = run_cli(cmd[0], fixture_path("flatten"), "-o", out, *cmd[1:])
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert want in proc.stderr, proc.stderr
+
+
+def test_staging_writes_nothing_on_failure_and_protects_inputs(tmp_path):
+    m = load_fixture("view_cnn")
+    out = tmp_path / "m.onnx"
+
+    def refuse(staged):
+        assert staged.exists() and staged.parent != tmp_path
+        raise TrtDeployError("no")
+
+    with pytest.raises(TrtDeployError):
+        save(m, out, check=refuse)
+    assert list(tmp_path.iterdir()) == []
+    save(m, out, external_data=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+    with pytest.raises(TrtDeployError, match="refusing to overwrite .*m.onnx.data: it belongs to the input"):
+        save(m, out, external_data=True, protect=[tmp_path / "m.onnx.data"])
+    with Staging(tmp_path / "x.onnx") as st:
+        st.path("x.onnx").write_bytes(b"1")
+    assert not (tmp_path / "x.onnx").exists()  # not committed: removed
+
+
+@pytest.mark.parametrize("text,message", [
+    ("images:1,3,640,640", "dims are separated by 'x' (images:1x3x640x640); ',' separates inputs"),
+    ("images=1x3x640x640", "put ':' between the name and the dims (images:1x3x640x640)"),
+    ("images:1x3x640x", "empty dim in '1x3x640x'"),
+    ("images:", "no dims after 'images:'"),
+    ("images:1x-3x640x640", "dim -3 is negative"),
+    ("images:1x3xHx640", "dim 'H' is not a number"),
+    (":1x3", "no input name before ':'"),
+    ("images:1x3,,mask:1", "empty entry"),
+    ("images:1x3,images:1x4", "input 'images' is given twice"),
+])
+def test_parse_shapes_messages(text, message):
+    with pytest.raises(TrtDeployError) as exc:
+        parse_shapes(text, "--min-shapes")
+    assert message in str(exc.value) and str(exc.value).startswith("--min-shapes")
+    assert "\n" not in str(exc.value)
+
+
+def test_parse_shapes_ok():
+    assert parse_shapes("images:1x3x640x640,mask:1x1") == {"images": [1, 3, 640, 640], "mask": [1, 1]}
+    assert parse_shapes("input:0:2x3") == {"input:0": [2, 3]}  # TF-style names keep their ':'
+    assert parse_shapes(None) == {}
+
+
+def test_cli_shapes_message_is_one_line(tmp_path):
+    proc = run_cli("simplify", fixture_path("flatten"), "-o", tmp_path / "o.onnx", "--shapes", "input:1,3,16,16")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("',' separates inputs")
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_loaded_model_keeps_external_weights_beside_it(tmp_path):
+    src = tmp_path / "m.onnx"
+    onnx.save_model(load_fixture("view_cnn"), str(src), save_as_external_data=True, location="w.bin",
+                    size_threshold=0)
+    (tmp_path / "w.bin").unlink()
+    with pytest.raises(TrtDeployError, match="external data file missing"):
+        load(src)
+    assert load(src, load_external_data=False).graph.node

@@ -1,0 +1,182 @@
+"""The one check every model-writing command runs (verify.py + cli/_common.write_checked): real models,
+real onnxruntime runs; a failed check writes nothing at the final path."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+from conftest import fixture_path, load_fixture, run_cli
+from onnx import numpy_helper
+
+from trtdeploy import TrtDeployError
+from trtdeploy.cli._common import write_checked
+from trtdeploy.surgery.fp16 import to_fp16
+from trtdeploy.verify import Probe, fp16_outputs, same_outputs
+
+
+def _args(model, out, **kw):
+    ns = argparse.Namespace(model=str(model), output=str(out), inplace=False, verify=True, shapes=None, inputs=None)
+    for k, v in kw.items():
+        setattr(ns, k, v)
+    return ns
+
+
+def _perturbed(model, name, scale):
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    t = next(t for t in m.graph.initializer if t.name == name)
+    t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * scale, name))
+    return m
+
+
+def test_wrong_model_is_refused_and_nothing_written(tmp_path):
+    src = fixture_path("view_cnn")
+    m = load_fixture("view_cnn")
+    out = tmp_path / "o.onnx"
+    bad = _perturbed(m, "conv2.weight", 1.01)
+    with pytest.raises(TrtDeployError, match=r"output 'logits' differs from the original's: max abs diff \d"):
+        write_checked(_args(src, out), m, bad, same_outputs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no final file, no temp folder
+    write_checked(_args(src, out), m, m, same_outputs)
+    assert out.exists()
+
+
+def test_any_check_function_plugs_in(tmp_path):
+    """A check is any (original, new, probe) -> report that raises TrtDeployError (yolo patch's)."""
+    m = load_fixture("view_cnn")
+    seen = {}
+
+    def check(original, new, probe):
+        seen["feeds"] = {k: v.shape for k, v in probe.feeds().items()}
+        raise TrtDeployError("boxes differ by 3 px")
+
+    with pytest.raises(TrtDeployError, match="boxes differ"):
+        write_checked(_args(fixture_path("view_cnn"), tmp_path / "o.onnx"), m, m, check)
+    assert seen["feeds"] == {"input": (1, 3, 32, 32)} and not (tmp_path / "o.onnx").exists()
+
+
+def test_checker_failure_refused_unless_the_input_fails_too(tmp_path):
+    m = load_fixture("view_cnn")
+    broken = onnx.ModelProto()
+    broken.CopyFrom(m)
+    reshape = next(n for n in broken.graph.node if n.op_type == "Reshape")
+    gemm = next(n for n in broken.graph.node if n.op_type == "Gemm")
+    gemm.input[0] = reshape.input[0]  # Gemm on a 4-D tensor: strict shape inference rejects it
+    with pytest.raises(TrtDeployError, match=r"fails onnx.checker \(full\): .*Gemm"):
+        write_checked(_args(fixture_path("view_cnn"), tmp_path / "o.onnx"), m, broken, None)
+    assert not (tmp_path / "o.onnx").exists()
+    src = tmp_path / "broken.onnx"
+    onnx.save(broken, str(src))  # the input fails already: not held against the output (ort refuses it)
+    write_checked(_args(src, tmp_path / "o.onnx"), broken, broken, None)
+    assert (tmp_path / "o.onnx").exists()
+
+
+def test_no_verify_says_so_and_no_onnxruntime_says_only_the_checker_ran(tmp_path):
+    proc = run_cli("remove-node", fixture_path("flatten"), "-o", tmp_path / "a.onnx", "--node", "/Relu", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
+    assert "without checking it (--no-verify)" in proc.stderr and "checked" not in proc.stderr
+    stub = tmp_path / "stub" / "onnxruntime"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('onnxruntime is not installed here')\n")
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=f"{stub.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc = subprocess.run([sys.executable, "-m", "trtdeploy.cli", "remove-node", str(fixture_path("flatten")), "-o",
+                           str(tmp_path / "b.onnx"), "--node", "/Relu"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "only onnx.checker ran" in line]
+    assert len(lines) == 1 and "onnxruntime is not installed" in lines[0]
+    assert "onnx.checker (full): ok" in proc.stderr
+
+
+def test_plugin_models_are_checked_by_the_checker_only(tmp_path):
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("Identity", ["a"], ["b"], name="idn"),
+             helper.make_node("YoloLayer_TRT", ["b"], ["y"], name="plugin", domain="trt.plugins", num_classes=80)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, ["batch", 255, 20, 20])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [1])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("trt.plugins", 1)])
+    src = tmp_path / "p.onnx"
+    onnx.save(m, str(src))
+    proc = run_cli("remove-node", src, "-o", tmp_path / "s.onnx", "--node", "idn")
+    assert proc.returncode == 0, proc.stderr
+    assert "onnx.checker (plugin ops: without shape inference): ok" in proc.stderr
+    assert "only onnx.checker ran: onnxruntime cannot run the input model either" in proc.stderr
+
+
+def test_probe_guesses_are_named_and_shapes_inputs_are_used():
+    m = onnx.load(str(fixture_path("declared_shape_wrong")))
+    p = Probe(m)
+    assert p.shapes == {"x": [1, 4, 64]} and p.guesses == ["x[2]=64"]
+    assert "x[2]=64" in p.note()
+    assert p.shapes_at(1) == {"x": [1, 4, 128]} and p.shapes_at(2) == {"x": [1, 4, 192]}
+    x = np.ones((1, 4, 24), np.float32)
+    p = Probe(m, values={"x": x})
+    assert p.guesses == [] and p.feeds()["x"] is x and p.shapes_at(1) == {"x": [1, 4, 32]}
+    with pytest.raises(TrtDeployError, match="contradicts --inputs"):
+        Probe(m, shapes={"x": [1, 4, 8]}, values={"x": x})
+    with pytest.raises(TrtDeployError, match=r"input 'x' is \[1, 4, width\] in the model; the given shape 1x5x8"):
+        Probe(m, shapes={"x": [1, 5, 8]})
+
+
+def test_inputs_and_shapes_flags(tmp_path):
+    x = np.random.default_rng(0).random((1, 4, 24), dtype=np.float32)
+    np.savez(tmp_path / "in.npz", x=x)
+    src = fixture_path("declared_shape_wrong")
+    proc = run_cli("simplify", src, "-o", tmp_path / "a.onnx", "--inputs", tmp_path / "in.npz")
+    assert proc.returncode == 0, proc.stderr
+    assert "same outputs at x:1x4x24 (max" in proc.stderr and "guessed" not in proc.stderr
+    proc = run_cli("simplify", src, "-o", tmp_path / "b.onnx", "--shapes", "x:1x4x40")
+    assert proc.returncode == 0, proc.stderr
+    assert "same outputs at x:1x4x40 (random)" in proc.stderr and "x:1x4x48 (random)" in proc.stderr
+    np.savez(tmp_path / "bad.npz", x=x.astype(np.float64))
+    proc = run_cli("simplify", src, "-o", tmp_path / "c.onnx", "--inputs", tmp_path / "bad.npz")
+    assert proc.returncode == 1 and "'x' is float64, the model takes float32" in proc.stderr
+    assert not (tmp_path / "c.onnx").exists()
+
+
+def test_fp16_tolerance_comes_from_fp16_itself():
+    """A good conversion passes with an error near what rounding explains; a collapsed one fails."""
+    m = load_fixture("yolov5_p5_op13")
+    half = to_fp16(m)
+    report = fp16_outputs(m, half, Probe(m))
+    (c,) = report["checks"]
+    assert 0 < c["max_abs_diff"] <= 5 and 0 < c["range_error"] < 1e-2
+    dead = onnx.ModelProto()  # the detection convs output nothing: every sigmoid is 0.5
+    dead.CopyFrom(half)
+    for t in dead.graph.initializer:
+        if t.name.startswith("detect.m."):
+            t.CopyFrom(numpy_helper.from_array(np.zeros(tuple(t.dims), np.float16), t.name))
+    with pytest.raises(TrtDeployError, match=r"float16 output .output0. is off by [0-9.]+x what rounding weights and act"):
+        fp16_outputs(m, dead, Probe(m))
+
+
+def test_onnxruntime_log_lines_never_reach_the_user(tmp_path):
+    """A run that fails inside onnxruntime (and a model whose declared output shape is wrong, which
+    onnxruntime warns about) prints trtdeploy's one line, not onnxruntime's colored log."""
+    proc = run_cli("dynamic", fixture_path("lstm_state"), "-o", tmp_path / "o.onnx")
+    assert proc.returncode == 1
+    assert "\x1b[" not in proc.stderr and "onnxruntime:" not in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("simplify", fixture_path("declared_shape_wrong"), "-o", tmp_path / "s.onnx")
+    assert proc.returncode == 0 and "\x1b[" not in proc.stderr and "VerifyOutputSizes" not in proc.stderr
+
+
+def test_verify_command_takes_shapes(tmp_path):
+    hw = tmp_path / "hw.onnx"
+    assert run_cli("dynamic", fixture_path("fpn_interp"), "-o", hw, "--dims", "input:2=height,3=width").returncode == 0
+    bhw = tmp_path / "bhw.onnx"
+    proc = run_cli("dynamic", hw, "-o", bhw, "--shapes", "input:1x3x96x64")
+    assert proc.returncode == 0, proc.stderr
+    assert "batch=3 vs original" in proc.stderr
+    proc = run_cli("verify", hw, bhw, "--shapes", "input:1x3x48x32")
+    assert proc.returncode == 0, proc.stderr
+    assert textwrap.dedent("ok  batch=2 vs original") in proc.stdout
