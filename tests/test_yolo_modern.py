@@ -180,6 +180,10 @@ def test_verify_catches_a_wrong_model():
             t.CopyFrom(numpy_helper.from_array(np.array(0.6, np.float32), t.name))
     with pytest.raises(TrtDeployError, match="box"):
         verify_detections(model, patched, shapes={"images": [1, 3, 320, 320]})
+    from trtdeploy.yolo.verify import verify_postprocess
+
+    with pytest.raises(TrtDeployError, match="is not in the patched output"):
+        verify_postprocess(patched, shapes={"images": [1, 3, 320, 320]})
 
 
 def test_opset_forms_of_appended_subgraphs():
@@ -255,6 +259,48 @@ def test_refusals_name_what_was_found():
         patch_detections(m, detect(m))
 
 
+def _end2end_like(with_nms: bool, extra: int = 0) -> onnx.ModelProto:
+    """[1, 3, 8, 8] -> boxes/scores -> (NonMaxSuppression ->) Concat on the last axis: [1, 16, 6 + extra]."""
+    nodes = [helper.make_node("Conv", ["images", "w"], ["c"], name="conv"),
+             helper.make_node("Reshape", ["c", "s"], ["r"], name="reshape"),  # [1, 64, 6 + extra]
+             helper.make_node("Slice", ["r", "z", "n16", "one"], ["rows"], name="rows")]  # [1, 16, 6 + extra]
+    if with_nms:
+        nodes += [helper.make_node("Slice", ["r", "z", "four", "two"], ["b"], name="b"),
+                  helper.make_node("Slice", ["r", "four", "five", "two"], ["sc"], name="sc"),
+                  helper.make_node("Transpose", ["sc"], ["sct"], name="sct", perm=[0, 2, 1]),
+                  helper.make_node("NonMaxSuppression", ["b", "sct", "n16"], ["sel"], name="nms"),
+                  helper.make_node("Gather", ["sel", "two1"], ["idx"], name="idx", axis=1),
+                  helper.make_node("Gather", ["r", "idx"], ["picked"], name="pick", axis=1),
+                  helper.make_node("Slice", ["picked", "z", "n16", "one"], ["rows2"], name="rows2")]
+    src = "rows2" if with_nms else "rows"
+    widths = [4, 1, 1] + ([extra] if extra else [])
+    starts = np.cumsum([0] + widths)
+    for i, w in enumerate(widths):
+        nodes.append(helper.make_node("Slice", [src, f"st{i}", f"en{i}", "two"], [f"p{i}"], name=f"p{i}"))
+    nodes.append(helper.make_node("Concat", [f"p{i}" for i in range(len(widths))], ["output0"], name="cat", axis=-1))
+    c = 6 + extra
+    inits = [numpy_helper.from_array(np.full((c, 3, 1, 1), 0.1, np.float32), "w"),
+             numpy_helper.from_array(np.array([1, 64, c], np.int64), "s")]
+    for name, v in (("z", 0), ("one", 1), ("two", 2), ("four", 4), ("five", 5), ("n16", 16)):
+        inits.append(numpy_helper.from_array(np.array([v], np.int64), name))
+    inits.append(numpy_helper.from_array(np.array([2], np.int64), "two1"))
+    for i in range(len(widths)):
+        inits += [numpy_helper.from_array(np.array([starts[i]], np.int64), f"st{i}"),
+                  numpy_helper.from_array(np.array([starts[i + 1]], np.int64), f"en{i}")]
+    g = helper.make_graph(nodes, "e2e", [helper.make_tensor_value_info("images", TP.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("output0", TP.FLOAT, None)], initializer=inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_end2end_refusals():
+    head = detect(_end2end_like(False))
+    assert head.family == "yolo-end2end" and head.output_shape == [1, 16, 6]
+    with pytest.raises(TrtDeployError, match="NonMaxSuppression inside.*nms=True"):
+        detect(_end2end_like(True))
+    with pytest.raises(TrtDeployError, match="32 more columns.*segmentation"):
+        detect(_end2end_like(False, extra=32))
+
+
 def test_cli_patch_verifies_by_default_and_verify(tmp_path):
     out = tmp_path / "out.onnx"
     proc = run_cli("yolo", "patch", fixture_path("yolo11n_384x640"), "-o", out)
@@ -326,3 +372,29 @@ def test_failed_check_writes_nothing(tmp_path, monkeypatch):
     out = tmp_path / "out.onnx"
     assert main(["yolo", "patch", str(fixture_path("yolov8n_640")), "-o", str(out)]) == 1
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["yolov8n_640", "yolo26n_end2end", "rtdetr_tiny_dynamic"])
+def test_fp16(name):
+    """`trtdeploy fp16` on a patched detector: NMS, TopK and the threshold comparison keep float32
+    inputs, nothing overflows float16; the converted model's post-processing matches the reference
+    applied to its own (float16) head tensor, and the trunk passes the fp16 check of the original."""
+    from trtdeploy._shapes import propagate
+    from trtdeploy.surgery.fp16 import to_fp16, verify_fp16
+    from trtdeploy.yolo.verify import FLOAT16, verify_postprocess
+
+    model, patched = _patched(name)
+    half = to_fp16(patched)
+    shapes = {"images": [1, 3, 320, 480]} if "dynamic" in name else None
+    types = {k: v[0] for k, v in propagate(half, {"images": shapes["images"]} if shapes else None).items()}
+    for n in half.graph.node:
+        if n.op_type in ("NonMaxSuppression", "TopK", "Greater"):
+            assert all(types.get(x) != TP.FLOAT16 for x in n.input if x), n.name
+    assert any(t.data_type == TP.FLOAT16 for t in half.graph.initializer)  # the trunk did convert
+    thr = [t for t in half.graph.initializer if t.name.startswith("score_threshold")]
+    assert thr and all(t.data_type == TP.FLOAT for t in thr)
+    report = verify_postprocess(half, shapes=shapes, tol=FLOAT16)
+    assert sum(report["detections"]) > 40
+    verify_postprocess(patched, shapes=shapes)  # float32: the strict tolerances
+    if HEADS[name][0] == "yolov8":  # the raw head output itself, as `trtdeploy fp16 --verify` checks it (an
+        verify_fp16(model, to_fp16(model), shapes=shapes)  # end-to-end head's rows reorder: no row-wise check)

@@ -232,4 +232,6 @@ def _verify(args):
             print(f"ok: {r['family']} {c['check']}: detections {c['detections']} = reference; max box diff "
                   f"{c['max_box_diff_px']:.3g} px, max score diff {c['max_score_diff']:.3g}, near-ties "
                   f"{c['near_ties']}")
+        if r.get("note"):
+            print(f"note: {r['note']}")
     return 0

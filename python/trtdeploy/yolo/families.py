@@ -117,6 +117,9 @@ def detect(model: onnx.ModelProto, family: str | None = None, output: str | None
 
 
 def _match(model, prod, shapes, name, dims, family, image, in_dims) -> Head | None:
+    if _inside_nms(prod, name):
+        raise TrtDeployError("comes from an export with NonMaxSuppression inside (ultralytics nms=True, batch "
+                             "fixed at export); export without nms (raw head) or with nms=False (YOLO26/YOLOv10)")
     if dims is None or len(dims) != 3:
         if family:
             raise TrtDeployError(f"output '{name}' is {format_dims(dims)}, not rank 3")
@@ -125,11 +128,13 @@ def _match(model, prod, shapes, name, dims, family, image, in_dims) -> Head | No
         return _yolov5(model, name, dims, in_dims)
     g = model.graph
     node = prod.get(name)
-    if _inside_nms(g, prod, name):
-        raise TrtDeployError("comes from an export with NonMaxSuppression inside (ultralytics nms=True, batch "
-                             "fixed at export); export without nms (raw head) or with nms=False (YOLO26/YOLOv10)")
     base = dict(output=name, input_name=image, input_shape=in_dims, output_shape=dims)
     concat_axis = _concat_axis(node, len(dims))
+    if family is None and concat_axis == 2 and len(node.input) > 3:
+        widths = [(shapes.get(x) or [None])[-1] for x in node.input]
+        if widths[:3] == [4, 1, 1]:
+            raise TrtDeployError(f"an end-to-end head with {sum(w or 0 for w in widths[3:])} more columns after x1, "
+                                 "y1, x2, y2, score, class (segmentation/pose/OBB); only detection heads are supported")
     channels_first = isinstance(dims[1], int) and (not isinstance(dims[2], int) or dims[1] < dims[2])
     if family in ("yolo-end2end", "rtdetr") or (family is None and dims[2] == 6 and concat_axis == 2):
         if dims[2] != 6:
@@ -253,7 +258,7 @@ def _end2end_classes(g, prod, concat) -> int | None:
     return None
 
 
-def _inside_nms(g, prod, name: str) -> bool:
+def _inside_nms(prod, name: str) -> bool:
     return any(n.op_type == "NonMaxSuppression" for n in _ancestors(prod, name))
 
 

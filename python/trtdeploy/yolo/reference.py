@@ -43,10 +43,10 @@ class Detections:
         return len(self.scores)
 
 
-def _above(scores: np.ndarray, conf: float, decide, ties: list[str]) -> np.ndarray:
-    """score > conf, with scores within SCORE_TIE of conf decided by ``decide(i)`` when given."""
+def _above(scores: np.ndarray, conf: float, decide, ties: list[str], tie: float = SCORE_TIE) -> np.ndarray:
+    """score > conf, with scores within ``tie`` of conf decided by ``decide(i)`` when given."""
     above = scores > np.float32(conf)
-    near = np.flatnonzero(np.abs(scores.astype(np.float64) - conf) <= SCORE_TIE)
+    near = np.flatnonzero(np.abs(scores.astype(np.float64) - conf) <= tie)
     for i in near:
         ties.append(f"score {scores[i]:.7f} at the threshold {conf}")
         if decide is not None:
@@ -60,7 +60,8 @@ def _corners(cxcywh: np.ndarray) -> np.ndarray:
     return np.concatenate([xy - half, xy + half], 1).astype(np.float32)
 
 
-def raw_candidates(pred: np.ndarray, conf: float, topk: int, kept: Callable | None = None):
+def raw_candidates(pred: np.ndarray, conf: float, topk: int, kept: Callable | None = None,
+                   score_tie: float = SCORE_TIE):
     """One image's [4+nc, N] -> (boxes [k, 4] x1y1x2y2 float32, scores [k], classes [k], count,
     bounded, ties): the best ``topk`` candidates above ``conf``, best first (ties: lower anchor first)."""
     cls = pred[4:]
@@ -69,7 +70,7 @@ def raw_candidates(pred: np.ndarray, conf: float, topk: int, kept: Callable | No
     boxes = _corners(pred[:4].T)
     ties: list[str] = []
     decide = None if kept is None else (lambda i: kept(boxes[i], score[i], label[i]))
-    cand = np.flatnonzero(_above(score, conf, decide, ties))
+    cand = np.flatnonzero(_above(score, conf, decide, ties, score_tie))
     order = cand[np.lexsort((cand, -score[cand].astype(np.float64)))]
     count = len(order)
     order = order[:topk]
@@ -77,7 +78,7 @@ def raw_candidates(pred: np.ndarray, conf: float, topk: int, kept: Callable | No
 
 
 def nms(boxes, scores, classes, iou: float, max_det: int, agnostic: bool = False,
-        kept: Callable[[int], bool] | None = None) -> tuple[list[int], list[str]]:
+        kept: Callable[[int], bool] | None = None, iou_tie: float = IOU_TIE) -> tuple[list[int], list[str]]:
     """Greedy NMS over candidates already sorted best first; returns (kept indices, near-ties)."""
     order = list(range(len(scores)))
     ties: list[str] = []
@@ -97,9 +98,9 @@ def nms(boxes, scores, classes, iou: float, max_det: int, agnostic: bool = False
                 v = np.where((inter > 0) & (area[k] > 0) & (area[i] > 0) & (union > 0), inter / union, 0.0)
             if not agnostic:
                 v = np.where(classes[k] == classes[i], v, 0.0)
-            if (v > iou + IOU_TIE).any():
+            if (v > iou + iou_tie).any():
                 continue
-            near = np.abs(v - iou) <= IOU_TIE
+            near = np.abs(v - iou) <= iou_tie
             if near.any():
                 ties.append(f"candidate {i}: IoU {v[near].max():.7f} with a kept box, threshold {iou}")
                 drop = (v > iou).any() if kept is None else not kept(i)
@@ -112,18 +113,18 @@ def nms(boxes, scores, classes, iou: float, max_det: int, agnostic: bool = False
 
 
 def raw(pred: np.ndarray, conf: float, iou: float, max_det: int, topk: int, agnostic: bool = False,
-        kept: Callable | None = None) -> Detections:
+        kept: Callable | None = None, iou_tie: float = IOU_TIE, score_tie: float = SCORE_TIE) -> Detections:
     """One image of a raw head [4+nc, N]; ``kept(box, score, cls)`` resolves near-ties."""
-    boxes, scores, classes, count, bounded, ties = raw_candidates(pred, conf, topk, kept)
+    boxes, scores, classes, count, bounded, ties = raw_candidates(pred, conf, topk, kept, score_tie)
     hint = None if kept is None else (lambda i: kept(boxes[i], scores[i], classes[i]))
-    keep, nms_ties = nms(boxes, scores, classes, iou, max_det, agnostic, hint)
+    keep, nms_ties = nms(boxes, scores, classes, iou, max_det, agnostic, hint, iou_tie)
     ties += nms_ties
     keep = sorted(keep, key=lambda i: (-float(scores[i]), i))
     return Detections(boxes[keep], scores[keep], classes[keep], count, bounded, ties)
 
 
 def end2end(rows: np.ndarray, conf: float, max_det: int, normalized_size: tuple[int, int] | None = None,
-            kept: Callable | None = None) -> Detections:
+            kept: Callable | None = None, score_tie: float = SCORE_TIE) -> Detections:
     """One image of an end-to-end head [K, 6]; ``normalized_size`` (H, W) for RT-DETR's boxes."""
     box = rows[:, :4]
     if normalized_size is not None:
@@ -132,7 +133,7 @@ def end2end(rows: np.ndarray, conf: float, max_det: int, normalized_size: tuple[
     classes = rows[:, 5].astype(np.int64)
     ties: list[str] = []
     decide = None if kept is None else (lambda i: kept(box[i], rows[i, 4], classes[i]))
-    keep = np.flatnonzero(_above(rows[:, 4], conf, decide, ties))
+    keep = np.flatnonzero(_above(rows[:, 4], conf, decide, ties, score_tie))
     count = len(keep)
     keep = keep[:max_det]
     return Detections(box[keep].astype(np.float32), rows[keep, 4], classes[keep], count, ties=ties)
