@@ -99,8 +99,9 @@ def _patch(args):
         patched = _patch_yolov5(args, model, head.yolov5 if head else None)
         _checker(patched, full=False)  # the plugin op has no schema for the full check
         if verify:
-            from ..yolo.verify import verify_patch
+            from ..yolo.verify import check_shapes, verify_patch
 
+            shapes = shapes if feeds is not None else check_shapes(model, shapes, log)
             _report_v5(verify_patch(model, patched, feeds=feeds, shapes=shapes))
     else:
         from ..yolo.postprocess import patch_detections

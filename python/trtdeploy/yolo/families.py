@@ -187,7 +187,7 @@ def _yolov5(model, name, dims, in_dims) -> Head:
         raise TrtDeployError(f"[B, N, 5+nc] rows but not a YOLOv5 Detect head ({exc}); YOLOX and other "
                              "decoded [B, N, 5+nc] heads without anchor constants are not supported") from None
     return Head(family="yolov5", label="yolov5", output=name, input_name=h.input_name, input_shape=in_dims,
-                output_shape=[in_dims[0], None, h.num_classes + 5], num_classes=h.num_classes, boxes="cxcywh",
+                output_shape=dims, num_classes=h.num_classes, boxes="cxcywh",
                 evidence=[f"YOLOv5 Detect: {len(h.convs)} levels, strides {h.strides}, {h.num_anchors} anchors"],
                 yolov5=h)
 

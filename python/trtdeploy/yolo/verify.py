@@ -129,7 +129,12 @@ def check_shapes(original: onnx.ModelProto, shapes: dict | None, log=None) -> di
 
     shapes = dict(shapes or {})
     image = data_inputs(original.graph)[0]
+    unknown = sorted(set(shapes) - {vi.name for vi in data_inputs(original.graph)})
+    if unknown:
+        raise TrtDeployError(f"--shapes: no input named {', '.join(unknown)} (the image input is '{image.name}')")
     if image.name in shapes:
+        if len(shapes[image.name]) != 4:
+            raise TrtDeployError(f"--shapes {image.name}: expected 4 dims, e.g. {image.name}:1x3x640x640")
         return shapes
     dims = dims_of(image) or []
     fixed = [d if isinstance(d, int) else (1 if a == 0 else 640) for a, d in enumerate(dims)]
