@@ -254,6 +254,10 @@ def test_refusals_name_what_was_found():
     with pytest.raises(TrtDeployError, match="needs a \\[B, K, 6\\] output"):
         detect(_synthetic_head([4, 80]), family="rtdetr")
     m = _synthetic_head([4, 80])
+    m.graph.output[0].type.tensor_type.elem_type = TP.FLOAT16
+    with pytest.raises(TrtDeployError, match="float16, not float32.*trtdeploy fp16"):
+        patch_detections(m, detect(m))
+    m = _synthetic_head([4, 80])
     m.opset_import[0].version = 10
     with pytest.raises(TrtDeployError, match="opset is 10.*needs opset >= 11"):
         patch_detections(m, detect(m))
@@ -398,3 +402,18 @@ def test_fp16(name):
     verify_postprocess(patched, shapes=shapes)  # float32: the strict tolerances
     if HEADS[name][0] == "yolov8":  # the raw head output itself, as `trtdeploy fp16 --verify` checks it (an
         verify_fp16(model, to_fp16(model), shapes=shapes)  # end-to-end head's rows reorder: no row-wise check)
+
+
+def test_without_onnxruntime_only_the_checker_runs(tmp_path, monkeypatch, caplog):
+    import importlib.util
+
+    from trtdeploy.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    out = tmp_path / "out.onnx"
+    with caplog.at_level("INFO", logger="trtdeploy"):
+        assert main(["yolo", "patch", str(fixture_path("yolo26n_raw_320")), "-o", str(out)]) == 0
+    assert out.exists()
+    assert "not verified: onnxruntime is not installed, only onnx.checker ran" in caplog.text
+    assert "verified batch" not in caplog.text

@@ -71,6 +71,10 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
 def append_postprocess(model: onnx.ModelProto, head: Head, opts: dict) -> onnx.ModelProto:
     """A copy of ``model`` (batch already dynamic) with the post-processing after ``head.output``
     and the four detection outputs as its only outputs. ``opts`` comes from options()."""
+    out = next((o for o in model.graph.output if o.name == head.output), None)
+    if out is not None and out.type.tensor_type.elem_type != TP.FLOAT:
+        raise TrtDeployError(f"output '{head.output}' is {TP.DataType.Name(out.type.tensor_type.elem_type).lower()}, "
+                             "not float32 (a half=True export?): patch the float32 export, then run `trtdeploy fp16`")
     m = copy_model(model)
     e = Emitter(m, min_opset=MIN_OPSET, why="the detection post-processing")
     image = next(i for i in m.graph.input if i.name == head.input_name)

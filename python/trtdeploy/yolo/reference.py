@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 IOU_TIE = 1e-5
-SCORE_TIE = 1e-6
+SCORE_TIE = 1e-5
 
 
 @dataclass
