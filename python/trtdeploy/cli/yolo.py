@@ -122,6 +122,9 @@ def _checker(model, full: bool) -> None:
 
     from ..errors import TrtDeployError
 
+    if model.ByteSize() > 2**31 - (64 << 20):
+        log.warning("onnx.checker skipped: the model is over 2 GB")
+        return
     try:
         onnx.checker.check_model(model, full_check=full)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
