@@ -175,7 +175,7 @@ def _nms_reference(boxes, scores, classes, n, score_thr, iou_thr, max_boxes):
 
 
 def test_nms_subgraph_in_onnxruntime():
-    from trtdeploy._graph import NameGen
+    from trtdeploy.yolo._ops import Emitter
 
     lv = _levels(3, [(2, 3 * 9, 16, 16), (2, 3 * 9, 8, 8)], skew=1.0)
     anchors = [12, 12, 24, 30, 40, 20, 60, 60, 90, 70, 120, 140]
@@ -183,12 +183,13 @@ def test_nms_subgraph_in_onnxruntime():
     g = helper.make_graph([], "nms", [], [])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     names = ["boxes", "scores", "classes"]
-    nodes, inits, outputs = nms_subgraph(names, NameGen(m), 0.3, 0.45, 20)
-    g = helper.make_graph(nodes, "nms",
+    e = Emitter(m)
+    outputs = nms_subgraph(names, e, 0.3, 0.45, 20)
+    g = helper.make_graph(e.nodes, "nms",
                           [helper.make_tensor_value_info("boxes", onnx.TensorProto.FLOAT, [2, None, 4]),
                            helper.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, [2, None]),
                            helper.make_tensor_value_info("classes", onnx.TensorProto.INT32, [2, None])],
-                          outputs, initializer=inits)
+                          outputs, initializer=e.inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     bidx, kb, ks, kc = ort_run(m, {"boxes": boxes, "scores": scores, "classes": classes})
     got = [(int(b), int(np.flatnonzero((boxes[b] == box).all(1))[0])) for b, box in zip(bidx, kb)]

@@ -46,6 +46,9 @@ def summary(model: onnx.ModelProto, nodes: bool = False) -> dict:
         "initializers": len(g.initializer),
         "initializer_bytes": init_bytes,
     }
+    from .yolo.families import describe
+
+    info["detector"] = describe(model)  # the YOLO/RT-DETR head `yolo patch` would work on, or None
     if nodes:
         types = all_types(model)
 
@@ -84,6 +87,11 @@ def format_summary(info: dict) -> str:
     lines.append(f"nodes: {info['node_count']}{bodies}  " +
                  ", ".join(f"{op} {n}" for op, n in info["op_types"].items()))
     lines.append(f"initializers: {info['initializers']} ({_human(info['initializer_bytes'])})")
+    if info.get("detector"):
+        d = info["detector"]
+        lines.append(f"detector: {d['family']}" + (f" ({d['classes'] or '?'} classes) on '{d['output']}' "
+                                                    f"{format_dims(d['shape'])}, boxes {d['boxes']}"
+                                                    if "output" in d else " (yolo patch output)"))
     body = None
     for n in info.get("nodes", []):
         if n.get("graph") and n["graph"] != body:

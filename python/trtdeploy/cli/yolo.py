@@ -2,31 +2,54 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ._common import add_model_io, load, log, output_path, save
+
+FAMILIES = ("yolov5", "yolov8", "yolo-end2end", "rtdetr")
+MIN_CHECKED = 10  # fewer detections per image than this on random images: also check at a lower threshold
 
 
 def add_parser(sub):
-    p = sub.add_parser("yolo", help="YOLOv5 head -> YoloLayer_TRT plugin (patch), and its check (verify)")
+    p = sub.add_parser("yolo", help="YOLO heads -> fixed-size detection outputs for TensorRT (patch), and the check "
+                                    "(verify)")
     ysub = p.add_subparsers(dest="yolo_command", metavar="ACTION", required=True)
-    pa = ysub.add_parser("patch", help="cut the Detect decode after its sigmoids and insert YoloLayer_TRT")
+    pa = ysub.add_parser(
+        "patch", help="recognize the detector head and append the post-processing (YOLOv5: YoloLayer_TRT plugin)",
+        description="Recognizes the head from the graph: yolov5 (anchor head -> YoloLayer_TRT plugin), yolov8 (raw "
+                    "[B, 4+nc, N] head of YOLOv8/YOLO11/YOLO26/YOLOv10 -> TopK + NonMaxSuppression), yolo-end2end "
+                    "and rtdetr ([B, K, 6] NMS-free heads). The new families get a dynamic batch and the outputs "
+                    "num_detections [B,1], detection_boxes [B,D,4] (x1,y1,x2,y2 pixels), detection_scores [B,D], "
+                    "detection_classes [B,D]. The result is checked against the original before it is written.")
     add_model_io(pa)
-    pa.add_argument("--score-threshold", type=float, default=0.25, help="prenms_score_threshold (default 0.25)")
-    pa.add_argument("--score-mode", choices=["obj*cls", "obj"], default="obj*cls",
+    pa.add_argument("--family", choices=FAMILIES, help="override the head family read from the graph")
+    pa.add_argument("--head-output", help="the head output to read (default: found from the graph)")
+    pa.add_argument("--score-threshold", type=float, default=0.25, help="keep detections with score > this (0.25)")
+    pa.add_argument("--iou-threshold", type=float, default=0.45,
+                    help="NMS IoU threshold (0.45; ultralytics' predict uses 0.7)")
+    pa.add_argument("--max-detections", type=int,
+                    help="rows per image (default: 300, or the K of a [B, K, 6] head; yolov5: every anchor)")
+    pa.add_argument("--topk", type=int, help="yolov8: candidates given to NMS, the best by score "
+                                             "(default 5 x max-detections, at most 3840)")
+    pa.add_argument("--agnostic", action="store_true", help="yolov8: class-agnostic NMS")
+    pa.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
+                    help="check the result against the original in onnxruntime before writing it (default: on "
+                         "when onnxruntime is installed)")
+    pa.add_argument("--shapes", metavar="NAME:DxD", help="input shape for the check, e.g. images:1x3x640x640")
+    pa.add_argument("--inputs", metavar="FILE.npz", help="input values for the check (default: random images)")
+    v5 = pa.add_argument_group("yolov5 (YoloLayer_TRT plugin)")
+    v5.add_argument("--score-mode", choices=["obj*cls", "obj"], default="obj*cls",
                     help="score = objectness * best class prob (default) or objectness only (legacy)")
-    pa.add_argument("--max-detections", type=int, default=0, help="output rows per image (default: all anchors)")
-    pa.add_argument("--nms", action="store_true", help="append ONNX NonMaxSuppression (TensorRT INMSLayer)")
-    pa.add_argument("--iou-threshold", type=float, default=0.45)
-    pa.add_argument("--max-output-boxes", type=int, default=100, help="NMS max_output_boxes_per_class")
-    pa.add_argument("--anchors", help="override: w,h,w,h,... in pixels, level by level (finest first)")
-    pa.add_argument("--num-classes", type=int, help="override the class count")
-    pa.add_argument("--head-output", help="the decoded output to replace (default: the [B, N, nc+5] output)")
-    pa.add_argument("--verify", action="store_true", help="run `yolo verify` on the result before writing it")
+    v5.add_argument("--nms", action="store_true", help="append ONNX NonMaxSuppression (TensorRT INMSLayer)")
+    v5.add_argument("--max-output-boxes", type=int, default=100, help="NMS max_output_boxes_per_class")
+    v5.add_argument("--anchors", help="override: w,h,w,h,... in pixels, level by level (finest first)")
+    v5.add_argument("--num-classes", type=int, help="override the class count")
     pa.add_argument("-v", "--verbose", action="store_true")
-    pv = ysub.add_parser("verify", help="compare the patched model's decode with the original's output")
+    pv = ysub.add_parser("verify", help="check a patched model against the original export")
     pv.add_argument("original", metavar="ORIGINAL")
     pv.add_argument("patched", metavar="PATCHED")
-    pv.add_argument("--shapes", metavar="NAME:DxD", help="input shape when the original is dynamic")
-    pv.add_argument("--inputs", metavar="FILE.npz", help="input values (default: random)")
+    pv.add_argument("--shapes", metavar="NAME:DxD", help="input shape (default: the model's, 640 for a dynamic H/W)")
+    pv.add_argument("--inputs", metavar="FILE.npz", help="input values (default: random images at batch 1, 2, 3)")
     pv.add_argument("--json", action="store_true")
     pv.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -36,49 +59,159 @@ def run(args):
     return _patch(args) if args.yolo_command == "patch" else _verify(args)
 
 
+def _feeds(path):
+    if not path:
+        return None
+    import numpy as np
+
+    from ..errors import TrtDeployError
+
+    try:
+        with np.load(path) as d:
+            return {k: d[k] for k in d.files}
+    except (OSError, ValueError) as exc:
+        raise TrtDeployError(f"--inputs {path}: {exc}") from None
+
+
 def _patch(args):
     from ..errors import TrtDeployError
-    from ..yolo.head import find_head
-    from ..yolo.patch import patch
+    from ..runtime import parse_shapes
+    from ..yolo.families import detect
 
     out = output_path(args)
     model = load(args.model)
-    anchors = None
-    if args.anchors:
-        try:
-            anchors = [float(a) for a in args.anchors.replace(" ", "").split(",") if a]
-        except ValueError:
-            raise TrtDeployError("--anchors: expected numbers separated by commas") from None
-    head = find_head(model, output=args.head_output, anchors=anchors, num_classes=args.num_classes)
-    log.info("head: %d levels (strides %s), %d anchors per level, %d classes, convs %s", len(head.convs),
-             head.strides, head.num_anchors, head.num_classes, ", ".join(head.conv_nodes))
-    patched = patch(model, score_threshold=args.score_threshold, score_mode=0 if args.score_mode == "obj*cls" else 1,
-                    max_detections=args.max_detections, nms=args.nms, iou_threshold=args.iou_threshold,
-                    max_output_boxes=args.max_output_boxes, head=head)
-    if args.verify:
-        _report(_check(model, patched, None, None))
+    shapes, feeds = parse_shapes(args.shapes), _feeds(args.inputs)
+    v5_flags = [f for f, on in (("--anchors", args.anchors), ("--num-classes", args.num_classes is not None),
+                                ("--nms", args.nms), ("--score-mode", args.score_mode != "obj*cls")) if on]
+    family = args.family or ("yolov5" if args.anchors or args.num_classes is not None else None)
+    if family == "yolov5" and (args.anchors or args.num_classes is not None):
+        head = None  # the v5 matcher with the overrides below
+    else:
+        head = detect(model, family=family, output=args.head_output)
+        log.info("head: %s", head.describe())
+        for note in head.evidence:
+            log.info("  %s", note)
+        family = head.family
+    if family != "yolov5" and v5_flags:
+        raise TrtDeployError(f"{', '.join(v5_flags)} apply to yolov5 heads; this one is {head.label}")
+    verify = _want_verify(args.verify)
+    if family == "yolov5":
+        patched = _patch_yolov5(args, model, head.yolov5 if head else None)
+        _checker(patched, full=False)  # the plugin op has no schema for the full check
+        if verify:
+            from ..yolo.verify import check_shapes, verify_patch
+
+            shapes = shapes if feeds is not None else check_shapes(model, shapes, log)
+            _report_v5(verify_patch(model, patched, feeds=feeds, shapes=shapes))
+    else:
+        from ..yolo.postprocess import patch_detections
+
+        kw = dict(score_threshold=args.score_threshold, iou_threshold=args.iou_threshold,
+                  max_detections=args.max_detections, topk=args.topk, agnostic=args.agnostic)
+        patched, opts = _with_advice(lambda: patch_detections(model, head, **kw))
+        log.info("post-processing: %s", ", ".join(f"{k} {v}" for k, v in opts.items() if k != "family"))
+        _checker(patched, full=True)
+        if verify:
+            _check_detections(model, patched, head, kw, feeds, shapes)
     save(patched, out)
     return 0
 
 
-def _check(original, patched, shapes, inputs):
-    import numpy as np
+def _checker(model, full: bool) -> None:
+    import onnx
 
     from ..errors import TrtDeployError
-    from ..runtime import parse_shapes
-    from ..yolo.verify import verify_patch
 
-    feeds = None
-    if inputs:
-        try:
-            with np.load(inputs) as d:
-                feeds = {k: d[k] for k in d.files}
-        except (OSError, ValueError) as exc:
-            raise TrtDeployError(f"--inputs {inputs}: {exc}") from None
-    return verify_patch(original, patched, feeds=feeds, shapes=parse_shapes(shapes))
+    if model.ByteSize() > 2**31 - (64 << 20):
+        log.warning("onnx.checker skipped: the model is over 2 GB")
+        return
+    try:
+        onnx.checker.check_model(model, full_check=full)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise TrtDeployError("the patched model fails onnx.checker (a trtdeploy bug; please report it with the "
+                             f"model): {str(exc).splitlines()[0]}") from None
+
+
+def _want_verify(flag) -> bool:
+    if flag is False:
+        log.warning("not verified (--no-verify): only onnx.checker ran")
+        return False
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        if flag:
+            from ..errors import require
+
+            require("onnxruntime", "ort")
+        log.warning("not verified: onnxruntime is not installed, only onnx.checker ran (pip install onnxruntime)")
+        return False
+    return True
+
+
+def _with_advice(fn):
+    from ..errors import TrtDeployError
+
+    try:
+        return fn()
+    except TrtDeployError as exc:
+        if str(exc).startswith("cannot make the model dynamic"):
+            raise TrtDeployError(f"{exc}; the batch of this static export cannot be made dynamic: re-export it with "
+                                 "a dynamic batch (ultralytics: dynamic=True)") from None
+        raise
+
+
+def _patch_yolov5(args, model, head):
+    from ..errors import TrtDeployError
+    from ..yolo.head import find_head
+    from ..yolo.patch import patch
+
+    if head is None:
+        anchors = None
+        if args.anchors:
+            try:
+                anchors = [float(a) for a in args.anchors.replace(" ", "").split(",") if a]
+            except ValueError:
+                raise TrtDeployError("--anchors: expected numbers separated by commas") from None
+        head = find_head(model, output=args.head_output, anchors=anchors, num_classes=args.num_classes)
+    if args.topk is not None or args.agnostic:
+        raise TrtDeployError("--topk/--agnostic apply to yolov8 heads (yolov5 uses the plugin's own decode)")
+    log.info("yolov5 head: %d levels (strides %s), %d anchors per level, %d classes, convs %s", len(head.convs),
+             head.strides, head.num_anchors, head.num_classes, ", ".join(head.conv_nodes))
+    return patch(model, score_threshold=args.score_threshold, score_mode=0 if args.score_mode == "obj*cls" else 1,
+                 max_detections=args.max_detections or 0, nms=args.nms, iou_threshold=args.iou_threshold,
+                 max_output_boxes=args.max_output_boxes, head=head)
+
+
+def _check_detections(model, patched, head, kw, feeds, shapes):
+    """The written model against the reference; when random images leave it few detections, the
+    same post-processing at a lower threshold too (so that NMS and the gathers are exercised)."""
+    from ..yolo.postprocess import patch_detections
+    from ..yolo.verify import verify_detections
+
+    report = verify_detections(model, patched, feeds=feeds, shapes=shapes, log=log)
+    _report(report)
+    probe = report.get("probe_threshold")
+    if feeds is None and min(report["detections"]) < MIN_CHECKED and probe is not None \
+            and probe < kw["score_threshold"]:
+        low, _ = patch_detections(model, head, **{**kw, "score_threshold": probe})
+        r = verify_detections(model, low, feeds=feeds, shapes=shapes)
+        log.info("random images leave %s detections per image above %g; the same post-processing at score "
+                 "threshold %.4g gave %s and matched the reference too", report["detections"], kw["score_threshold"],
+                 probe, r["detections"])
 
 
 def _report(r):
+    for c in r["checks"]:
+        extra = ""
+        if c["near_ties"]:
+            extra += f", {c['near_ties']} near-tie(s) decided as the model did"
+        if c["topk_bounded"]:
+            extra += f", {c['topk_bounded']} image(s) with more candidates than --topk"
+        log.info("verified %s: detections %s (reference %s), max box diff %.3g px, max score diff %.3g%s",
+                 c["check"], c["detections"], c["reference"], c["max_box_diff_px"], c["max_score_diff"], extra)
+
+
+def _report_v5(r):
     log.info("verified %d image(s) x %d anchors: max box diff %.3g px, max score diff %.3g, %d class mismatches, "
              "detections %s (original %s)", r["images"], r["anchors_per_image"], r["max_box_abs_diff_px"],
              r["max_score_abs_diff"], r["class_mismatches"], r["detections_plugin"], r["detections_original"])
@@ -87,12 +220,22 @@ def _report(r):
 def _verify(args):
     import json
 
-    r = _check(load(args.original), load(args.patched), args.shapes, args.inputs)
+    from ..runtime import parse_shapes
+    from ..yolo.verify import verify
+
+    r = verify(load(args.original), load(args.patched), feeds=_feeds(args.inputs), shapes=parse_shapes(args.shapes))
     if args.json:
         print(json.dumps(r, indent=2))
-    else:
+    elif r["family"] == "yolov5":
         print(f"ok: {r['images']} image(s) x {r['anchors_per_image']} anchors; max box diff "
               f"{r['max_box_abs_diff_px']:.3g} px, max score diff {r['max_score_abs_diff']:.3g}, "
               f"class mismatches {r['class_mismatches']}, detections {r['detections_plugin']} "
               f"(original {r['detections_original']})")
+    else:
+        for c in r["checks"]:
+            print(f"ok: {r['family']} {c['check']}: detections {c['detections']} = reference; max box diff "
+                  f"{c['max_box_diff_px']:.3g} px, max score diff {c['max_score_diff']:.3g}, near-ties "
+                  f"{c['near_ties']}")
+        if r.get("note"):
+            print(f"note: {r['note']}")
     return 0

@@ -8,12 +8,14 @@ which the TensorRT plugin creator also reads, so the two cannot disagree.
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 from onnx import TensorProto as TP
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from .._graph import NameGen, copy_model, outer_references, subgraphs
 from ..errors import TrtDeployError
+from ._ops import Emitter
 from .head import YoloHead, find_head
 
 PLUGIN_DOMAIN = "trt.plugins"
@@ -78,18 +80,16 @@ def patch(model: onnx.ModelProto, score_threshold: float = 0.25, score_mode: int
                helper.make_tensor_value_info(out_names[2], TP.FLOAT, [batch, rows]),
                helper.make_tensor_value_info(out_names[3], TP.INT32, [batch, rows])]
     if nms:
-        nodes, inits, nms_outputs = nms_subgraph(out_names[1:], fresh, score_threshold, iou_threshold, max_output_boxes)
-        g.node.extend(nodes)
-        g.initializer.extend(inits)
-        outputs += nms_outputs
+        e = Emitter(m, min_opset=11, why="NonMaxSuppression")
+        e.fresh = fresh
+        outputs += nms_subgraph(out_names[1:], e, score_threshold, iou_threshold, max_output_boxes)
+        e.commit()
     g.ClearField("output")
     g.output.extend(outputs)
     g.ClearField("value_info")
     _prune(g)
     if not any(o.domain == PLUGIN_DOMAIN for o in m.opset_import):
         m.opset_import.append(helper.make_opsetid(PLUGIN_DOMAIN, 1))
-    if nms and next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0) < 11:
-        raise TrtDeployError("NonMaxSuppression needs opset >= 11; convert the model first")
     return m
 
 
@@ -101,48 +101,32 @@ def _rows(head: YoloHead, max_detections: int):
     return max_detections if max_detections > 0 else "detections"
 
 
-def nms_subgraph(det: list[str], fresh, score_threshold: float, iou_threshold: float, max_output_boxes: int):
+def nms_subgraph(det: list[str], e: Emitter, score_threshold: float, iou_threshold: float, max_output_boxes: int):
     """ONNX NonMaxSuppression (TensorRT 10/11: INMSLayer) over the plugin outputs, class-aware by
     offsetting boxes per class; GatherND picks the kept rows. Rows past num_detections have score 0
-    and are dropped by the score threshold."""
+    and are dropped by the score threshold. Nodes go to ``e`` (in the model's opset form); returns
+    the value infos of nms_batch_index, nms_boxes, nms_scores, nms_classes."""
     boxes, scores, classes = det
-    c = lambda name, value: numpy_helper.from_array(value, fresh(name))  # noqa: E731
-    import numpy as np
-
-    inits = [c("nms_class_offset", np.array(_CLASS_OFFSET, np.float32)),
-             c("nms_max_boxes", np.array([max_output_boxes], np.int64)),
-             c("nms_iou", np.array([iou_threshold], np.float32)),
-             c("nms_score", np.array([score_threshold], np.float32)),
-             c("nms_axis1", np.array([1], np.int64)),
-             c("nms_col0", np.array(0, np.int64)), c("nms_col2", np.array(2, np.int64)),
-             c("nms_axis_last", np.array([-1], np.int64))]
-    off, maxb, iou, sth, ax1, col0, col2, axl = (t.name for t in inits)
-    t = {k: fresh(k) for k in ("cls_f", "cls_off", "cls_off3", "boxes_off", "scores3", "selected", "bidx", "didx",
-                               "bidx1", "didx1", "pairs")}
-    outs = [fresh(n) for n in NMS_OUTPUTS]
-    n = helper.make_node
-    nodes = [
-        n("Cast", [classes], [t["cls_f"]], name=fresh("nms_Cast"), to=TP.FLOAT),
-        n("Mul", [t["cls_f"], off], [t["cls_off"]], name=fresh("nms_Mul")),
-        n("Unsqueeze", [t["cls_off"], axl], [t["cls_off3"]], name=fresh("nms_Unsqueeze")),
-        n("Add", [boxes, t["cls_off3"]], [t["boxes_off"]], name=fresh("nms_Add")),
-        n("Unsqueeze", [scores, ax1], [t["scores3"]], name=fresh("nms_Unsqueeze")),
-        n("NonMaxSuppression", [t["boxes_off"], t["scores3"], maxb, iou, sth], [t["selected"]],
-          name=fresh("NonMaxSuppression"), center_point_box=0),
-        n("Gather", [t["selected"], col0], [outs[0]], name=fresh("nms_Gather"), axis=1),
-        n("Gather", [t["selected"], col2], [t["didx"]], name=fresh("nms_Gather"), axis=1),
-        n("Unsqueeze", [outs[0], ax1], [t["bidx1"]], name=fresh("nms_Unsqueeze")),
-        n("Unsqueeze", [t["didx"], ax1], [t["didx1"]], name=fresh("nms_Unsqueeze")),
-        n("Concat", [t["bidx1"], t["didx1"]], [t["pairs"]], name=fresh("nms_Concat"), axis=1),
-        n("GatherND", [boxes, t["pairs"]], [outs[1]], name=fresh("nms_GatherND")),
-        n("GatherND", [scores, t["pairs"]], [outs[2]], name=fresh("nms_GatherND")),
-        n("GatherND", [classes, t["pairs"]], [outs[3]], name=fresh("nms_GatherND")),
-    ]
-    outputs = [helper.make_tensor_value_info(outs[0], TP.INT64, ["kept"]),
-               helper.make_tensor_value_info(outs[1], TP.FLOAT, ["kept", 4]),
-               helper.make_tensor_value_info(outs[2], TP.FLOAT, ["kept"]),
-               helper.make_tensor_value_info(outs[3], TP.INT32, ["kept"])]
-    return nodes, inits, outputs
+    outs = [e.name(n) for n in NMS_OUTPUTS]
+    cls_f = e.op("Cast", [classes], base="nms_cls_f", to=TP.FLOAT)
+    offset = e.op("Mul", [cls_f, e.const("nms_class_offset", np.array(_CLASS_OFFSET, np.float32))], base="nms_cls_off")
+    boxes_off = e.op("Add", [boxes, e.unsqueeze(offset, [-1], base="nms_cls_off3")], base="nms_boxes_off")
+    selected = e.op("NonMaxSuppression",
+                    [boxes_off, e.unsqueeze(scores, [1], base="nms_scores3"),
+                     e.ints("nms_max_boxes", [max_output_boxes]),
+                     e.const("nms_iou", np.array([iou_threshold], np.float32)),
+                     e.const("nms_score", np.array([score_threshold], np.float32))],
+                    base="nms_selected", center_point_box=0)
+    e.op("Gather", [selected, e.ints("nms_col0", 0)], [outs[0]], base="nms_batch", axis=1)
+    box_idx = e.op("Gather", [selected, e.ints("nms_col2", 2)], base="nms_didx", axis=1)
+    pairs = e.op("Concat", [e.unsqueeze(outs[0], [1], base="nms_bidx1"), e.unsqueeze(box_idx, [1], base="nms_didx1")],
+                 base="nms_pairs", axis=1)
+    for src, out in zip((boxes, scores, classes), outs[1:]):
+        e.op("GatherND", [src, pairs], [out], base="nms_gather")
+    return [helper.make_tensor_value_info(outs[0], TP.INT64, ["kept"]),
+            helper.make_tensor_value_info(outs[1], TP.FLOAT, ["kept", 4]),
+            helper.make_tensor_value_info(outs[2], TP.FLOAT, ["kept"]),
+            helper.make_tensor_value_info(outs[3], TP.INT32, ["kept"])]
 
 
 def _prune(g: onnx.GraphProto) -> None:

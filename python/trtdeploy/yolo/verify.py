@@ -81,3 +81,216 @@ def verify_patch(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dic
                              f"max score diff {score_err:.3g}, {class_mismatch} class mismatches, detections "
                              f"{got_count.tolist()} vs {want_count.tolist()} (wrong anchors/strides? pass --anchors)")
     return report
+
+
+# ---- anchor-free and end-to-end heads: the patched model's fixed-size outputs vs the reference ----
+
+BATCH_SIZES = (1, 2, 3)
+SCORE_ATOL = 1e-5
+BOX_ATOL = 1e-3  # of the input size
+FLOAT32 = {"score_atol": SCORE_ATOL, "box_atol": BOX_ATOL, "iou_tie": 1e-5, "score_tie": 1e-5}
+# float16 post-processing (after `trtdeploy fp16`): scores and box corners rounded to float16
+FLOAT16 = {"score_atol": 1e-3, "box_atol": BOX_ATOL, "iou_tie": 1e-2, "score_tie": 1e-5}
+
+
+def patch_options(patched: onnx.ModelProto) -> dict:
+    """What `yolo patch` wrote into the model (family, thresholds, head output)."""
+    import json
+
+    from .families import METADATA_KEY
+
+    text = next((p.value for p in patched.metadata_props if p.key == METADATA_KEY), None)
+    if text is None:
+        raise TrtDeployError(f"the patched model has no '{METADATA_KEY}' metadata; was it written by "
+                             "`trtdeploy yolo patch`?")
+    return json.loads(text)
+
+
+def verify(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | None = None,
+           shapes: dict | None = None, seed: int = 0) -> dict:
+    """`yolo verify`: the YoloLayer_TRT check for YOLOv5 patches, verify_detections otherwise; for a
+    patched model converted to float16, its post-processing against the reference on its own head
+    output (verify_postprocess with FLOAT16 tolerances), said in the report's ``note``."""
+    if any(n.op_type == "YoloLayer_TRT" for n in patched.graph.node):
+        report = verify_patch(original, patched, feeds=feeds, shapes=shapes, seed=seed)
+        return {"family": "yolov5", **report}
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in patched.graph.initializer):
+        report = verify_postprocess(patched, feeds=feeds, shapes=shapes, tol=FLOAT16, seed=seed)
+        report["note"] = ("a float16 model: its post-processing was checked against the reference applied to its "
+                          "own head output; compare the float16 trunk with `trtdeploy fp16 --verify` on the export")
+        return report
+    return verify_detections(original, patched, feeds=feeds, shapes=shapes, seed=seed)
+
+
+def check_shapes(original: onnx.ModelProto, shapes: dict | None, log=None) -> dict[str, list[int]]:
+    """The image input's shape for the check: given, else its static dims with a dynamic H/W at 640
+    (said in the log) and batch 1."""
+    from .._graph import data_inputs, dims_of
+
+    shapes = dict(shapes or {})
+    image = data_inputs(original.graph)[0]
+    unknown = sorted(set(shapes) - {vi.name for vi in data_inputs(original.graph)})
+    if unknown:
+        raise TrtDeployError(f"--shapes: no input named {', '.join(unknown)} (the image input is '{image.name}')")
+    if image.name in shapes:
+        if len(shapes[image.name]) != 4:
+            raise TrtDeployError(f"--shapes {image.name}: expected 4 dims, e.g. {image.name}:1x3x640x640")
+        return shapes
+    dims = dims_of(image) or []
+    fixed = [d if isinstance(d, int) else (1 if a == 0 else 640) for a, d in enumerate(dims)]
+    if log is not None and any(not isinstance(d, int) for d in dims[1:]):
+        log.info("input '%s' has a dynamic size %s; checking at %s (give --shapes to choose)", image.name,
+                 dims, "x".join(map(str, fixed[1:])))
+    return {image.name: fixed}
+
+
+def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | None = None,
+                      shapes: dict | None = None, batch_sizes=BATCH_SIZES, seed: int = 0, log=None) -> dict:
+    """Run the original export and the patched model in onnxruntime on the same images (random
+    ones at each batch size, or ``feeds``) and compare the patched model's four outputs with the
+    NumPy reference of ultralytics' post-processing of the original's output: the same number of
+    detections per image, the same classes, boxes within 1e-3 of the input size, scores within 1e-5,
+    scores sorted, rows past the count zero. Raises TrtDeployError naming the first difference."""
+    from .._graph import data_inputs, dims_of
+    from .families import DETECTION_OUTPUTS
+
+    opts = patch_options(patched)
+    image = data_inputs(original.graph)[0].name
+    sess_o, sess_p = session(original), session(patched)
+    orig_batch = (dims_of(data_inputs(original.graph)[0]) or [None])[0]
+    if feeds is not None:
+        runs = [feeds]
+    else:
+        base = check_shapes(original, shapes, log)[image]
+        unit = orig_batch if isinstance(orig_batch, int) else 1  # a static batch-4 export: 4, 8, 12
+        runs = [random_inputs(patched, {image: [b * unit] + list(base[1:])}, seed=seed + b) for b in batch_sizes]
+    checks, probe = [], None
+    for run_feeds in runs:
+        x = run_feeds[image]
+        head = _run_original(sess_o, run_feeds, image, orig_batch, opts["head_output"])
+        got = run(sess_p, run_feeds, list(DETECTION_OUTPUTS))
+        got = [got[k] for k in DETECTION_OUTPUTS]
+        checks.append(_compare(head, got, opts, x.shape[2:], f"batch {x.shape[0]}", FLOAT32))
+        if probe is None:
+            probe = _probe_threshold(head[0], opts)
+    return {"family": opts["label"], "options": {k: v for k, v in opts.items() if k not in ("label", "boxes")},
+            "checks": checks, "ok": True, "detections": [n for c in checks for n in c["detections"]],
+            "probe_threshold": probe}
+
+
+def _probe_threshold(head: np.ndarray, opts: dict, wanted: int = 200) -> float:
+    """A score threshold that about ``wanted`` candidates of this image pass (halfway between two
+    neighbouring scores, so no score sits on it)."""
+    scores = head[4:].max(0) if opts["family"] == "yolov8" else head[:, 4]
+    s = np.sort(scores.astype(np.float64))[::-1]
+    k = min(wanted, len(s) - 1)
+    return max(0.0, float((s[k - 1] + s[k]) / 2)) if k > 0 else 0.0
+
+
+def _run_original(sess, feeds, image, orig_batch, output) -> np.ndarray:
+    b = feeds[image].shape[0]
+    if isinstance(orig_batch, int) and orig_batch != b:  # a static-batch export: run it chunk by chunk
+        if b % orig_batch:
+            raise TrtDeployError(f"batch {b} is not a multiple of the original model's batch {orig_batch}")
+        parts = []
+        for i in range(0, b, orig_batch):
+            chunk = {k: (v[i:i + orig_batch] if k == image else v) for k, v in feeds.items()}
+            parts.append(run(sess, chunk, [output])[output])
+        return np.concatenate(parts)
+    return run(sess, feeds, [output])[output]
+
+
+def _compare(head: np.ndarray, got: list, opts: dict, hw, label: str, tol: dict) -> dict:
+    from . import reference as ref
+
+    num, boxes, scores, classes = got
+    h, w = int(hw[0]), int(hw[1])
+    box_tol = tol["box_atol"] * max(h, w)
+    score_atol = tol["score_atol"]
+    rows = opts["max_detections"]
+    out = {"check": label, "detections": [], "reference": [], "max_box_diff_px": 0.0, "max_score_diff": 0.0,
+           "near_ties": 0, "topk_bounded": 0}
+    for b in range(head.shape[0]):
+        n = int(num[b, 0])
+        where = f"{label}, image {b}"
+        gb, gs, gc = boxes[b, :n].astype(np.float64), scores[b, :n].astype(np.float64), classes[b, :n]
+
+        def kept(box, score, cls, gb=gb, gs=gs, gc=gc):
+            return bool(((gc == cls) & (np.abs(gs - score) <= score_atol)
+                         & (np.abs(gb - box).max(1, initial=0) <= box_tol)).any()) if len(gs) else False
+
+        if opts["family"] == "yolov8":
+            want = ref.raw(head[b], opts["score_threshold"], opts["iou_threshold"], rows, opts["topk"],
+                           opts["agnostic"], kept, tol["iou_tie"], tol["score_tie"])
+        else:
+            want = ref.end2end(head[b], opts["score_threshold"], rows,
+                               (h, w) if opts["family"] == "rtdetr" else None, kept, tol["score_tie"])
+        out["detections"].append(n)
+        out["reference"].append(len(want))
+        out["near_ties"] += len(want.ties)
+        out["topk_bounded"] += int(want.bounded)
+        if n != len(want):
+            raise TrtDeployError(f"{where}: {n} detections, the reference has {len(want)} "
+                                 f"({want.candidates} candidates above {opts['score_threshold']})")
+        if np.any(np.diff(gs) > 0):
+            raise TrtDeployError(f"{where}: detection_scores are not sorted highest first")
+        tail = [boxes[b, n:], scores[b, n:], classes[b, n:]]
+        if any(np.any(t != 0) for t in tail):
+            raise TrtDeployError(f"{where}: rows past num_detections ({n}) are not zero")
+        if not n:
+            continue
+        sd, bd = _match(gb, gs, gc, want, box_tol, score_atol, where)
+        out["max_score_diff"] = max(out["max_score_diff"], sd)
+        out["max_box_diff_px"] = max(out["max_box_diff_px"], bd)
+    return out
+
+
+def _match(gb, gs, gc, want, box_tol: float, score_atol: float, where: str) -> tuple[float, float]:
+    """Pair every reference detection with a patched one of the same class, score within ``score_atol`` and
+    box within ``box_tol`` (rows with nearly equal scores may come in either order); raises naming
+    the first reference detection without a partner."""
+    free = np.ones(len(gs), bool)
+    worst_s = worst_b = 0.0
+    for i in range(len(want)):
+        box, score, cls = want.boxes[i].astype(np.float64), float(want.scores[i]), want.classes[i]
+        sd, bd = np.abs(gs - score), np.abs(gb - box).max(1)
+        ok = free & (gc == cls) & (sd <= score_atol) & (bd <= box_tol)
+        if not ok.any():
+            near = int(np.argmin(np.where(gc == cls, sd, np.inf) + bd / max(box_tol, 1e-9)))
+            raise TrtDeployError(f"{where}: reference detection {i} (class {cls}, score {score:.6f}, box "
+                                 f"{np.round(box, 2).tolist()}) is not in the patched output; nearest: class "
+                                 f"{gc[near]}, score {gs[near]:.6f}, box {np.round(gb[near], 2).tolist()}")
+        j = int(np.flatnonzero(ok)[np.argmin(bd[ok])])
+        free[j] = False
+        worst_s, worst_b = max(worst_s, float(sd[j])), max(worst_b, float(bd[j]))
+    return worst_s, worst_b
+
+
+def verify_postprocess(patched: onnx.ModelProto, feeds: dict | None = None, shapes: dict | None = None,
+                       tol: dict | None = None, batch_sizes=(1, 3), seed: int = 0) -> dict:
+    """The appended post-processing alone: the reference applied to the head tensor of this very run
+    of ``patched`` (read as an extra output) against its four outputs. For a patched model converted
+    with `trtdeploy fp16`, with FLOAT16 tolerances: together with the fp16 check of the original
+    export (the head output within float16's error), this is the check of the converted model, whose
+    detections cannot be compared with the float32 ones row by row (float16 moves scores, which
+    reorders rows and moves boxes across the thresholds)."""
+    from .._graph import copy_model, data_inputs
+    from .families import DETECTION_OUTPUTS
+
+    opts = patch_options(patched)
+    tol = tol or FLOAT32
+    probe = copy_model(patched)
+    probe.graph.output.append(onnx.ValueInfoProto(name=opts["head_output"]))
+    image = data_inputs(patched.graph)[0].name
+    sess = session(probe)
+    runs = [feeds] if feeds is not None else [
+        random_inputs(patched, {image: [b] + check_shapes(patched, shapes)[image][1:]}, seed=seed + b)
+        for b in batch_sizes]
+    checks = []
+    for f in runs:
+        out = run(sess, f, [*DETECTION_OUTPUTS, opts["head_output"]])
+        head = out[opts["head_output"]].astype(np.float32)
+        checks.append(_compare(head, [out[k] for k in DETECTION_OUTPUTS], opts, f[image].shape[2:],
+                               f"batch {f[image].shape[0]}", tol))
+    return {"family": opts["label"], "checks": checks, "ok": True,
+            "detections": [n for c in checks for n in c["detections"]]}

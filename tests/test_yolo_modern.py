@@ -1,0 +1,419 @@
+"""Ultralytics anchor-free and end-to-end heads: family detection from the graph, the NumPy reference
+against ultralytics' own post-processing, the appended post-processing against the reference at
+batch 1, 2 and 3 (real exports, tests/fixtures/make_ultralytics_fixtures.py), refusals, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from conftest import FIXTURES, fixture_path, load_fixture, ort_run, run_cli
+from onnx import TensorProto as TP
+from onnx import helper, numpy_helper
+
+from trtdeploy import TrtDeployError
+from trtdeploy.yolo import reference as ref
+from trtdeploy.yolo.families import describe, detect
+from trtdeploy.yolo.postprocess import patch_detections
+from trtdeploy.yolo.verify import patch_options, verify_detections
+
+# fixture: (family, label, classes, boxes)
+HEADS = {
+    "yolov8n_640": ("yolov8", "yolov8", 80, "cxcywh"),
+    "yolov8n_dynamic": ("yolov8", "yolov8", 80, "cxcywh"),
+    "yolo11n_384x640": ("yolov8", "yolov8", 80, "cxcywh"),
+    "yolo11n_dynamic_op12": ("yolov8", "yolov8", 80, "cxcywh"),
+    "yolo26n_raw_320": ("yolov8", "yolo26", 80, "cxcywh"),
+    "yolo26n_end2end": ("yolo-end2end", "yolo26-end2end", 80, "xyxy"),
+    "yolov10n_end2end": ("yolo-end2end", "yolov10-end2end", 80, "xyxy"),
+    "rtdetr_tiny": ("rtdetr", "rtdetr", 80, "cxcywh-normalized"),
+    "rtdetr_tiny_dynamic": ("rtdetr", "rtdetr", 80, "cxcywh-normalized"),
+}
+PATCHABLE = sorted(set(HEADS) - {"rtdetr_tiny"})  # a static RT-DETR export cannot get a dynamic batch
+DYNAMIC_HW = {"yolov8n_dynamic": [2, 3, 384, 640], "yolo11n_dynamic_op12": [2, 3, 256, 320],
+              "rtdetr_tiny_dynamic": [2, 3, 480, 640]}
+TENSORRT_OPS = {  # what the appended post-processing may use: ops TensorRT 10 and 11 import from ONNX
+    "Pad", "Slice", "TopK", "Flatten", "Reshape", "Expand", "GatherElements", "Mul", "Sub", "Add", "Concat",
+    "Transpose", "Equal", "Where", "NonMaxSuppression", "Gather", "GatherND", "ConstantOfShape", "Shape",
+    "ScatterND", "Greater", "Cast", "ReduceSum"}
+
+
+def _patched(name, **kw):
+    model = load_fixture(name)
+    patched, _ = patch_detections(model, detect(model), **kw)
+    return model, patched
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_family_read_from_graph(name):
+    family, label, nc, boxes = HEADS[name]
+    head = detect(load_fixture(name))
+    assert (head.family, head.label, head.num_classes, head.boxes, head.output) == (family, label, nc, boxes, "output0")
+    assert describe(load_fixture(name))["family"] == label
+
+
+def _expected():
+    with np.load(FIXTURES / "ultralytics_expected.npz") as d:
+        return {k: d[k] for k in d.files}
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_reference_equals_ultralytics(name):
+    """The NumPy reference on the export's onnxruntime output reproduces ultralytics' own
+    non_max_suppression / end-to-end filtering / RT-DETR scaling (conf 0.25, IoU 0.45)."""
+    exp = _expected()
+    shape = exp[f"{name}/shape"].tolist()
+    x = np.random.default_rng(int(exp[f"{name}/seed"])).random(shape, dtype=np.float32)
+    model = load_fixture(name)
+    static = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    y = np.concatenate([ort_run(model, {"images": x[i:i + 1]})[0] for i in range(2)]) if static \
+        else ort_run(model, {"images": x})[0]
+    ties = 0
+    for b in range(2):
+        want = exp[f"{name}/image{b}"]
+
+        def kept(box, score, cls, want=want):  # near-ties go the way ultralytics decided them
+            return bool(((want[:, 5] == cls) & (np.abs(want[:, :4] - box).max(1) < 1e-3)).any())
+
+        if HEADS[name][0] == "yolov8":
+            got = ref.raw(y[b], 0.25, 0.45, 300, 30000, kept=kept)
+        else:
+            got = ref.end2end(y[b], 0.25, 300, tuple(shape[2:]) if HEADS[name][0] == "rtdetr" else None)
+        ties += len(got.ties)
+        assert len(got) == len(want) > 10
+        np.testing.assert_allclose(got.boxes, want[:, :4], atol=1e-3)
+        np.testing.assert_allclose(got.scores, want[:, 4], atol=1e-6)
+        np.testing.assert_array_equal(got.classes, want[:, 5])
+    assert ties <= 1
+
+
+def test_reference_near_ties_follow_the_model():
+    """An IoU within 1e-5 of the threshold is decided as the model under test decided it; the
+    order of exactly equal scores too. Elsewhere the reference decides alone."""
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 4.5], [100, 100, 110, 110], [100, 100, 110, 110]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.7], np.float32)
+    classes = np.zeros(4, np.int64)
+    keep, ties = ref.nms(boxes, scores, classes, 0.45, 10)  # IoU(0, 1) = 0.45 exactly: not > 0.45, kept
+    assert keep == [0, 1, 2] and len(ties) == 1
+    keep, _ = ref.nms(boxes, scores, classes, 0.45, 10, kept=lambda i: i in (0, 3))
+    assert keep == [0, 3]  # the model dropped box 1 at the tie and kept box 3 of the equal-score pair
+    keep, ties = ref.nms(boxes, scores, classes, 0.3, 10, kept=lambda i: True)  # IoU 0.45 > 0.3: no tie
+    assert keep == [0, 2] and not ties
+
+
+@pytest.mark.parametrize("name", PATCHABLE)
+def test_patch_matches_reference(name):
+    model, patched = _patched(name)
+    onnx.checker.check_model(patched, full_check=True)
+    assert [o.name for o in patched.graph.output] == ["num_detections", "detection_boxes", "detection_scores",
+                                                      "detection_classes"]
+    dims = [[d.dim_param or d.dim_value for d in o.type.tensor_type.shape.dim] for o in patched.graph.output]
+    assert dims == [["batch", 1], ["batch", 300, 4], ["batch", 300], ["batch", 300]]
+    assert [o.type.tensor_type.elem_type for o in patched.graph.output] == [TP.INT32, TP.FLOAT, TP.FLOAT, TP.INT32]
+    report = verify_detections(model, patched, shapes={"images": DYNAMIC_HW[name]} if name in DYNAMIC_HW else None)
+    assert [c["check"] for c in report["checks"]] == ["batch 1", "batch 2", "batch 3"]
+    assert sum(n > 10 for n in report["detections"]) >= 4, report["detections"]  # NMS/threshold really exercised
+    ops = {n.op_type for n in patched.graph.node} - {n.op_type for n in model.graph.node}
+    assert ops <= TENSORRT_OPS and "NonZero" not in ops
+    assert ("NonMaxSuppression" in {n.op_type for n in patched.graph.node}) == (HEADS[name][0] == "yolov8")
+
+
+def test_patch_at_other_sizes_of_a_dynamic_export():
+    model, patched = _patched("yolov8n_dynamic")
+    for shape in ([1, 3, 320, 320], [2, 3, 640, 384]):
+        report = verify_detections(model, patched, shapes={"images": shape}, batch_sizes=(2,))
+        assert report["checks"][0]["detections"] == report["checks"][0]["reference"]
+
+
+def test_static_batch_is_made_dynamic_and_batches_are_independent():
+    model, patched = _patched("yolov8n_640")
+    x = np.random.default_rng(7).random((3, 3, 640, 640), dtype=np.float32)
+    batched = ort_run(patched, {"images": x})
+    for i in range(3):
+        single = ort_run(patched, {"images": x[i:i + 1]})
+        for a, b in zip(batched, single):
+            np.testing.assert_array_equal(a[i:i + 1], b)
+    assert len(set(batched[0].reshape(-1).tolist())) > 1  # the images differ, so a mix-up would show
+
+
+@pytest.mark.parametrize("kw", [{"max_detections": 7}, {"agnostic": True}, {"topk": 40, "max_detections": 40},
+                                {"score_threshold": 0.4, "iou_threshold": 0.7}, {"topk": 3840}])
+def test_options(kw):
+    model, patched = _patched("yolo26n_raw_320", **kw)  # N = 2100: topk 3840 pads the candidates
+    report = verify_detections(model, patched)
+    opts = patch_options(patched)
+    assert all(opts[k] == v for k, v in kw.items())
+    rows = kw.get("max_detections", 300)
+    assert ort_run(patched, {"images": np.zeros((2, 3, 320, 320), np.float32)})[1].shape == (2, rows, 4)
+    assert max(report["detections"]) <= rows
+    if "topk" in kw and kw["topk"] == 40:
+        assert sum(c["topk_bounded"] for c in report["checks"]) > 0  # more candidates than K: bounded like ultralytics' nms=True
+
+
+def test_agnostic_keeps_fewer():
+    model = load_fixture("yolov8n_640")
+    aware = verify_detections(model, _patched("yolov8n_640")[1])["detections"]
+    agnostic = verify_detections(model, _patched("yolov8n_640", agnostic=True)[1])["detections"]
+    assert sum(agnostic) < sum(aware)
+
+
+def test_end2end_max_detections_below_and_above_rows():
+    for rows in (20, 400):
+        model, patched = _patched("yolov10n_end2end", max_detections=rows)
+        report = verify_detections(model, patched)
+        assert max(report["detections"]) <= min(rows, 300)
+        assert ort_run(patched, {"images": np.zeros((1, 3, 320, 320), np.float32)})[2].shape == (1, rows)
+
+
+def test_verify_catches_a_wrong_model():
+    model, patched = _patched("yolov8n_640")
+    for t in patched.graph.initializer:
+        if t.name.startswith("det_iou"):
+            t.CopyFrom(numpy_helper.from_array(np.array([0.7], np.float32), t.name))
+    with pytest.raises(TrtDeployError, match="detections, the reference has"):
+        verify_detections(model, patched)
+    model, patched = _patched("rtdetr_tiny_dynamic")
+    for t in patched.graph.initializer:
+        if t.name.startswith("det_half"):
+            t.CopyFrom(numpy_helper.from_array(np.array(0.6, np.float32), t.name))
+    with pytest.raises(TrtDeployError, match="box"):
+        verify_detections(model, patched, shapes={"images": [1, 3, 320, 320]})
+    from trtdeploy.yolo.verify import verify_postprocess
+
+    with pytest.raises(TrtDeployError, match="is not in the patched output"):
+        verify_postprocess(patched, shapes={"images": [1, 3, 320, 320]})
+
+
+def test_opset_forms_of_appended_subgraphs():
+    """The subgraphs appended to opset 11/12 models use the attribute forms (issue 8: Unsqueeze in the
+    opset-13 form failed onnx.checker on yolov5 --nms exports)."""
+    from trtdeploy.yolo.patch import patch
+
+    v5 = patch(load_fixture("yolov5_p5_op11"), nms=True)
+    onnx.checker.check_model(v5)
+    unsq = [n for n in v5.graph.node if n.op_type == "Unsqueeze"]
+    assert unsq and all(len(n.input) == 1 and n.attribute[0].name == "axes" for n in unsq)
+    from trtdeploy.yolo.patch import trunk
+
+    assert trunk(v5)[0] is not None
+    _, op12 = _patched("yolo11n_dynamic_op12")
+    onnx.checker.check_model(op12, full_check=True)
+    red = [n for n in op12.graph.node if n.op_type == "ReduceSum"]
+    assert red and all(len(n.input) == 1 for n in red)
+
+
+def test_already_patched_and_not_a_detector(tmp_path):
+    _, patched = _patched("yolo26n_end2end")
+    with pytest.raises(TrtDeployError, match="already patched"):
+        detect(patched)
+    from trtdeploy.yolo.patch import patch
+
+    with pytest.raises(TrtDeployError, match="already patched"):
+        detect(patch(load_fixture("yolov5_p5_op13")))
+    with pytest.raises(TrtDeployError, match=r"output 'logits' \[1, 10\].*supported: yolov5"):
+        detect(load_fixture("view_cnn"))
+
+
+def _synthetic_head(parts: list[int], n: int = 256, decoded_rows: bool = False) -> onnx.ModelProto:
+    """image -> 1x1 convs -> Concat: [1, sum(parts), n] channel-first (an ultralytics-like head with
+    extra parts), or with decoded_rows [1, n, 85] rows like a YOLOX export (no anchor constants)."""
+    rng = np.random.default_rng(0)
+    nodes, inits, outs = [], [], []
+    for i, c in enumerate(parts):
+        w = numpy_helper.from_array(rng.normal(size=(c, 3, 1, 1)).astype(np.float32), f"w{i}")
+        inits += [w, numpy_helper.from_array(np.array([1, c, -1], np.int64), f"s{i}")]
+        nodes += [helper.make_node("Conv", ["images", f"w{i}"], [f"c{i}"], name=f"conv{i}"),
+                  helper.make_node("Reshape", [f"c{i}", f"s{i}"], [f"r{i}"], name=f"reshape{i}")]
+        outs.append(f"r{i}")
+        if i == 1:
+            nodes.append(helper.make_node("Sigmoid", [f"r{i}"], [f"sig{i}"], name="sig"))
+            outs[-1] = f"sig{i}"
+    if decoded_rows:
+        nodes += [helper.make_node("Concat", outs, ["cat"], name="cat", axis=1),
+                  helper.make_node("Transpose", ["cat"], ["t"], name="t", perm=[0, 2, 1]),
+                  helper.make_node("Concat", ["t", "t"], ["output"], name="levels", axis=1)]
+        shape = [1, 2 * n, sum(parts)]
+    else:
+        nodes.append(helper.make_node("Concat", outs, ["output"], name="cat", axis=1))
+        shape = [1, sum(parts), n]
+    side = int(np.sqrt(n))
+    g = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("images", TP.FLOAT, [1, 3, side, side])],
+                          [helper.make_tensor_value_info("output", TP.FLOAT, shape)], initializer=inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_refusals_name_what_was_found():
+    with pytest.raises(TrtDeployError, match=r"\[1, 116, 256\]: concatenates 3 parts \[4, 80, 32\].*segmentation"):
+        detect(_synthetic_head([4, 80, 32]))
+    with pytest.raises(TrtDeployError, match=r"not a YOLOv5 Detect head.*YOLOX"):
+        detect(_synthetic_head([4, 1, 80], decoded_rows=True))
+    head = detect(_synthetic_head([4, 80]))  # the raw-head structure, whatever made it
+    assert head.family == "yolov8" and head.num_classes == 80
+    with pytest.raises(TrtDeployError, match="needs a \\[B, K, 6\\] output"):
+        detect(_synthetic_head([4, 80]), family="rtdetr")
+    m = _synthetic_head([4, 80])
+    m.graph.output[0].type.tensor_type.elem_type = TP.FLOAT16
+    with pytest.raises(TrtDeployError, match="float16, not float32.*trtdeploy fp16"):
+        patch_detections(m, detect(m))
+    m = _synthetic_head([4, 80])
+    m.opset_import[0].version = 10
+    with pytest.raises(TrtDeployError, match="opset is 10.*needs opset >= 11"):
+        patch_detections(m, detect(m))
+
+
+def _end2end_like(with_nms: bool, extra: int = 0) -> onnx.ModelProto:
+    """[1, 3, 8, 8] -> boxes/scores -> (NonMaxSuppression ->) Concat on the last axis: [1, 16, 6 + extra]."""
+    nodes = [helper.make_node("Conv", ["images", "w"], ["c"], name="conv"),
+             helper.make_node("Reshape", ["c", "s"], ["r"], name="reshape"),  # [1, 64, 6 + extra]
+             helper.make_node("Slice", ["r", "z", "n16", "one"], ["rows"], name="rows")]  # [1, 16, 6 + extra]
+    if with_nms:
+        nodes += [helper.make_node("Slice", ["r", "z", "four", "two"], ["b"], name="b"),
+                  helper.make_node("Slice", ["r", "four", "five", "two"], ["sc"], name="sc"),
+                  helper.make_node("Transpose", ["sc"], ["sct"], name="sct", perm=[0, 2, 1]),
+                  helper.make_node("NonMaxSuppression", ["b", "sct", "n16"], ["sel"], name="nms"),
+                  helper.make_node("Gather", ["sel", "two1"], ["idx"], name="idx", axis=1),
+                  helper.make_node("Gather", ["r", "idx"], ["picked"], name="pick", axis=1),
+                  helper.make_node("Slice", ["picked", "z", "n16", "one"], ["rows2"], name="rows2")]
+    src = "rows2" if with_nms else "rows"
+    widths = [4, 1, 1] + ([extra] if extra else [])
+    starts = np.cumsum([0] + widths)
+    for i, w in enumerate(widths):
+        nodes.append(helper.make_node("Slice", [src, f"st{i}", f"en{i}", "two"], [f"p{i}"], name=f"p{i}"))
+    nodes.append(helper.make_node("Concat", [f"p{i}" for i in range(len(widths))], ["output0"], name="cat", axis=-1))
+    c = 6 + extra
+    inits = [numpy_helper.from_array(np.full((c, 3, 1, 1), 0.1, np.float32), "w"),
+             numpy_helper.from_array(np.array([1, 64, c], np.int64), "s")]
+    for name, v in (("z", 0), ("one", 1), ("two", 2), ("four", 4), ("five", 5), ("n16", 16)):
+        inits.append(numpy_helper.from_array(np.array([v], np.int64), name))
+    inits.append(numpy_helper.from_array(np.array([2], np.int64), "two1"))
+    for i in range(len(widths)):
+        inits += [numpy_helper.from_array(np.array([starts[i]], np.int64), f"st{i}"),
+                  numpy_helper.from_array(np.array([starts[i + 1]], np.int64), f"en{i}")]
+    g = helper.make_graph(nodes, "e2e", [helper.make_tensor_value_info("images", TP.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("output0", TP.FLOAT, None)], initializer=inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_end2end_refusals():
+    head = detect(_end2end_like(False))
+    assert head.family == "yolo-end2end" and head.output_shape == [1, 16, 6]
+    with pytest.raises(TrtDeployError, match="NonMaxSuppression inside.*nms=True"):
+        detect(_end2end_like(True))
+    with pytest.raises(TrtDeployError, match="32 more columns.*segmentation"):
+        detect(_end2end_like(False, extra=32))
+
+
+def test_cli_patch_verifies_by_default_and_verify(tmp_path):
+    out = tmp_path / "out.onnx"
+    proc = run_cli("yolo", "patch", fixture_path("yolo11n_384x640"), "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "head: yolov8" in proc.stderr and "verified batch 3" in proc.stderr
+    proc = run_cli("yolo", "verify", fixture_path("yolo11n_384x640"), out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["family"] == "yolov8" and len(report["detections"]) == 6
+    x = np.random.default_rng(3).random((2, 3, 384, 640), dtype=np.float32)
+    np.savez(tmp_path / "in.npz", images=x)
+    proc = run_cli("yolo", "verify", fixture_path("yolo11n_384x640"), out, "--inputs", tmp_path / "in.npz")
+    assert proc.returncode == 0 and proc.stdout.count("ok:") == 1, proc.stderr
+    proc = run_cli("yolo", "patch", fixture_path("yolo26n_end2end"), "-o", tmp_path / "e2e.onnx", "--no-verify")
+    assert proc.returncode == 0 and "not verified (--no-verify)" in proc.stderr
+    proc = run_cli("yolo", "patch", fixture_path("rtdetr_tiny_dynamic"), "-o", tmp_path / "rt.onnx",
+                   "--shapes", "images:1x3x320x480")
+    assert proc.returncode == 0 and "verified batch 2" in proc.stderr, proc.stderr
+    proc = run_cli("inspect", fixture_path("yolov10n_end2end"))
+    assert "detector: yolov10-end2end (80 classes) on 'output0' [1, 300, 6]" in proc.stdout
+
+
+def test_cli_yolov5_verifies_by_default(tmp_path):
+    proc = run_cli("yolo", "patch", fixture_path("yolov5_p5_op11"), "-o", tmp_path / "v5.onnx", "--nms")
+    assert proc.returncode == 0, proc.stderr
+    assert "verified 1 image(s)" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["rtdetr_tiny"], "cannot make the model dynamic.*re-export it with a dynamic batch"),
+    (["yolov8n_640", "--nms"], "--nms apply to yolov5 heads"),
+    (["yolov8n_640", "--topk", "5000"], "--topk 5000"),
+    (["yolo26n_end2end", "--agnostic"], "NMS-free"),
+    (["yolov8n_640", "--score-threshold", "1.5"], "--score-threshold 1.5"),
+    (["view_cnn"], "no detection head recognized"),
+])
+def test_cli_refusals(tmp_path, args, message):
+    import re
+
+    out = tmp_path / "never.onnx"
+    proc = run_cli("yolo", "patch", fixture_path(args[0]), "-o", out, *args[1:])
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert re.search(message, proc.stderr.strip().splitlines()[-1]), proc.stderr
+    assert not out.exists()
+
+
+def test_cli_already_patched(tmp_path):
+    out = tmp_path / "p.onnx"
+    assert run_cli("yolo", "patch", fixture_path("yolov5_p5_op13"), "-o", out).returncode == 0
+    proc = run_cli("yolo", "patch", out, "-o", tmp_path / "again.onnx")
+    assert proc.returncode == 1 and "already patched" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_failed_check_writes_nothing(tmp_path, monkeypatch):
+    """A patched model that disagrees with the reference is refused before the final path exists."""
+    from trtdeploy.cli import main
+    from trtdeploy.yolo import postprocess
+
+    real = postprocess.append_postprocess
+
+    def wrong_iou(model, head, opts):  # the model says 0.45 but runs NMS at 0.9
+        m = real(model, head, opts)
+        for t in m.graph.initializer:
+            if t.name.startswith("det_iou"):
+                t.CopyFrom(numpy_helper.from_array(np.array([0.9], np.float32), t.name))
+        return m
+
+    monkeypatch.setattr(postprocess, "append_postprocess", wrong_iou)
+    out = tmp_path / "out.onnx"
+    assert main(["yolo", "patch", str(fixture_path("yolov8n_640")), "-o", str(out)]) == 1
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["yolov8n_640", "yolo26n_end2end", "rtdetr_tiny_dynamic"])
+def test_fp16(name):
+    """`trtdeploy fp16` on a patched detector: NMS, TopK and the threshold comparison keep float32
+    inputs, nothing overflows float16; the converted model's post-processing matches the reference
+    applied to its own (float16) head tensor, and the trunk passes the fp16 check of the original."""
+    from trtdeploy._shapes import propagate
+    from trtdeploy.surgery.fp16 import to_fp16, verify_fp16
+    from trtdeploy.yolo.verify import FLOAT16, verify_postprocess
+
+    model, patched = _patched(name)
+    half = to_fp16(patched)
+    shapes = {"images": [1, 3, 320, 480]} if "dynamic" in name else None
+    types = {k: v[0] for k, v in propagate(half, {"images": shapes["images"]} if shapes else None).items()}
+    for n in half.graph.node:
+        if n.op_type in ("NonMaxSuppression", "TopK", "Greater"):
+            assert all(types.get(x) != TP.FLOAT16 for x in n.input if x), n.name
+    assert any(t.data_type == TP.FLOAT16 for t in half.graph.initializer)  # the trunk did convert
+    thr = [t for t in half.graph.initializer if t.name.startswith("score_threshold")]
+    assert thr and all(t.data_type == TP.FLOAT for t in thr)
+    report = verify_postprocess(half, shapes=shapes, tol=FLOAT16)
+    assert sum(report["detections"]) > 40
+    verify_postprocess(patched, shapes=shapes)  # float32: the strict tolerances
+    if HEADS[name][0] == "yolov8":  # the raw head output itself, as `trtdeploy fp16 --verify` checks it (an
+        verify_fp16(model, to_fp16(model), shapes=shapes)  # end-to-end head's rows reorder: no row-wise check)
+
+
+def test_without_onnxruntime_only_the_checker_runs(tmp_path, monkeypatch, caplog):
+    import importlib.util
+
+    from trtdeploy.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    out = tmp_path / "out.onnx"
+    with caplog.at_level("INFO", logger="trtdeploy"):
+        assert main(["yolo", "patch", str(fixture_path("yolo26n_raw_320")), "-o", str(out)]) == 0
+    assert out.exists()
+    assert "not verified: onnxruntime is not installed, only onnx.checker ran" in caplog.text
+    assert "verified batch" not in caplog.text
