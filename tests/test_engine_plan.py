@@ -108,10 +108,11 @@ def test_shared_dim_names_zero_sizes_and_duplicates(tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--min-shapes", "images:1,3,640,640"], "--min-shapes images:1,3,640,640: dims are separated by 'x' and inputs "
-                                             "by ','"),
-    (["--opt-shapes", "images=1x3x640x640"], "--opt-shapes images=1x3x640x640: shape 'images=1x3x640x640'"),
-    (["--maxShapes", "images:1x3x640x"], "--maxShapes images:1x3x640x: shape 'images:1x3x640x': dims must be"),
+    (["--min-shapes", "images:1,3,640,640"], "--min-shapes 'images:1,3,640,640': dims are separated by 'x' "
+                                             "(images:1x3x640x640)"),
+    (["--opt-shapes", "images=1x3x640x640"], "--opt-shapes 'images=1x3x640x640': put ':' between the name and the "
+                                             "dims (images:1x3x640x640)"),
+    (["--maxShapes", "images:1x3x640x"], "--maxShapes 'images:1x3x640x': empty dim in '1x3x640x'"),
     (["--batch", "1:8"], "--batch 1:8: expected MIN:OPT:MAX"),
     (["--batch", "0:1:8"], "--batch 0:1:8: batch sizes start at 1"),
     (["--batch", "8:1:32"], "--batch 8:1:32: needs MIN <= OPT <= MAX"),

@@ -68,24 +68,10 @@ def parse_batch(text: str, flag: str = "--batch") -> tuple[int, int, int]:
 
 
 def parse_shape_flag(flag: str, text: str) -> dict[str, list[int]]:
-    """One --min/opt/max-shapes value: NAME:DxDxD[,NAME:DxDxD]; an input given twice is an error."""
-    out: dict[str, list[int]] = {}
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts:
+    """One --min/opt/max-shapes value: NAME:DxDxD[,NAME:DxDxD] (runtime.parse_shapes, named after the flag)."""
+    if not text.strip():
         raise TrtDeployError(f"{flag} is empty; expected NAME:DxDxD, e.g. images:1x3x640x640")
-    for part in parts:
-        if ":" not in part and out and part.isdigit():  # images:1,3,640,640
-            raise TrtDeployError(f"{flag} {text}: dims are separated by 'x' and inputs by ',', e.g. "
-                                 f"{next(iter(out))}:1x3x640x640")
-        try:
-            got = parse_shapes(part)
-        except TrtDeployError as exc:
-            raise TrtDeployError(f"{flag} {text}: {exc}") from None
-        for name, dims in got.items():
-            if name in out:
-                raise TrtDeployError(f"{flag} {text}: input '{name}' is given twice")
-            out[name] = dims
-    return out
+    return parse_shapes(text, flag)
 
 
 def profile_specs(raw: list[list[tuple[str, str, str]]] | None) -> list[ProfileSpec]:
