@@ -74,7 +74,7 @@ DecodeParams make_params(const std::vector<std::vector<int64_t>>& shapes, const 
 }
 
 py::tuple decode_cpu(const std::vector<py::array>& levels, const std::vector<float>& anchors, int max_stride,
-                     int num_classes, float threshold, int score_mode, int max_detections) {
+                     int num_classes, float threshold, int score_mode, int max_detections, int threads) {
   std::vector<std::vector<int64_t>> shapes;
   std::vector<py::array> keep;
   bool fp16 = false;
@@ -91,13 +91,16 @@ py::tuple decode_cpu(const std::vector<py::array>& levels, const std::vector<flo
   DecodeParams p = make_params(shapes, anchors, max_stride, num_classes, threshold, score_mode, max_detections);
   p.fp16 = fp16;
   for (int l = 0; l < p.num_levels; ++l) p.inputs[l] = keep[l].data();
-  py::array_t<int32_t> num({p.batch, 1});
-  py::array_t<float> boxes({p.batch, p.max_detections, 4});
-  py::array_t<float> scores({p.batch, p.max_detections});
-  py::array_t<int32_t> classes({p.batch, p.max_detections});
+  // numpy.zeros: calloc'ed, so the pages of rows nothing is written to are never touched
+  const py::object zeros = py::module_::import("numpy").attr("zeros");
+  auto num = zeros(py::make_tuple(p.batch, 1), "int32").cast<py::array_t<int32_t>>();
+  auto boxes = zeros(py::make_tuple(p.batch, p.max_detections, 4), "float32").cast<py::array_t<float>>();
+  auto scores = zeros(py::make_tuple(p.batch, p.max_detections), "float32").cast<py::array_t<float>>();
+  auto classes = zeros(py::make_tuple(p.batch, p.max_detections), "int32").cast<py::array_t<int32_t>>();
   {
     py::gil_scoped_release nogil;
-    yolo::decode_cpu(p, num.mutable_data(), boxes.mutable_data(), scores.mutable_data(), classes.mutable_data());
+    yolo::decode_cpu(p, num.mutable_data(), boxes.mutable_data(), scores.mutable_data(), classes.mutable_data(),
+                     threads, /*outputs_zeroed=*/true);
   }
   return py::make_tuple(num, boxes, scores, classes);
 }
@@ -112,7 +115,7 @@ py::dict plan(const std::vector<std::vector<int64_t>>& shapes, const std::vector
   std::vector<float> strides(p.stride, p.stride + p.num_levels);
   d["strides"] = strides;
 #ifdef TRTDEPLOY_WITH_CUDA
-  d["workspace_bytes"] = yolo::decode_workspace_size(p.batch, p.total_anchors());
+  d["workspace_bytes"] = yolo::decode_workspace_size(p.batch, p.total_anchors(), max_detections);
 #endif
   return d;
 }
@@ -145,9 +148,9 @@ void register_decode(py::module_& m) {
   m.def("yolo_layer_attributes", &attributes, "The YoloLayer_TRT attributes: name, type, required, default, doc.");
   m.def("yolo_decode_cpu", &decode_cpu, py::arg("levels"), py::arg("anchors"), py::arg("max_stride"),
         py::arg("num_classes"), py::arg("score_threshold") = 0.25f, py::arg("score_mode") = 0,
-        py::arg("max_detections") = 0,
+        py::arg("max_detections") = 0, py::arg("threads") = 0,
         "C++ CPU decode of sigmoid-activated levels [B, na*(nc+5), H, W] (float32/float16 numpy) -> "
-        "(num_detections [B,1] int32, boxes [B,N,4], scores [B,N], classes [B,N] int32).");
+        "(num_detections [B,1] int32, boxes [B,N,4], scores [B,N], classes [B,N] int32); threads 0 = one per core.");
   m.def("yolo_decode_plan", &plan, py::arg("shapes"), py::arg("anchors"), py::arg("max_stride"),
         py::arg("num_classes"), py::arg("max_detections") = 0,
         "Validate level shapes; output rows, strides and the CUDA workspace size.");

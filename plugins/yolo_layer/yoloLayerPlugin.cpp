@@ -232,7 +232,8 @@ size_t YoloLayerPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, 
   int64_t const na = static_cast<int64_t>(mConfig.anchors.size() / (2 * nbInputs));
   int64_t total = 0;
   for (int32_t l = 0; l < nbInputs; ++l) total += na * inputs[l].max.d[2] * inputs[l].max.d[3];
-  return decode_workspace_size(static_cast<int>(inputs[0].max.d[0]), static_cast<int>(total));  // max profile shape
+  return decode_workspace_size(static_cast<int>(inputs[0].max.d[0]), static_cast<int>(total),  // max profile shape
+                               mConfig.max_detections);
 }
 
 char const* YoloLayerPlugin::makeParams(PluginTensorDesc const* inputDesc, int32_t nbInputs, DecodeParams& p) const {
