@@ -164,7 +164,8 @@ def test_every_anchor_when_max_detections_is_zero():
 
 
 def test_thread_count_does_not_change_the_bytes():
-    lv = _levels(6, [(5, 3 * 13, 70, 50), (5, 3 * 13, 35, 25)], np.float16)
+    """Also planes split into several tasks (level 0 has 100*96 > 8192 cells)."""
+    lv = _levels(6, [(3, 3 * 13, 100, 96), (3, 3 * 13, 50, 48)], np.float16)
     anchors = [10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119]
     for thr, max_det in ((0.0, 0), (0.02, 100), (0.3, 0)):
         ref = decode_cpu(lv, anchors, 16, 8, thr, 0, max_det, threads=1)

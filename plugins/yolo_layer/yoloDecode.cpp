@@ -63,7 +63,7 @@ const char* finalize(DecodeParams& p, int max_stride) {
 
 namespace {
 
-constexpr int kChunk = 2048;       // cells per task: the dense path's scratch stays in L1/L2
+constexpr int kChunk = 8192;       // cells per task (a 640x640 level-0 plane is one task); dense scratch fits L2
 constexpr int kDenseRatio = 8;     // dense class reads when >= 1 cell in 8 is a candidate
 constexpr int kPrefetchPlanes = 2;  // sparse path: prefetch the candidates' cells this many class planes ahead
 
@@ -86,6 +86,14 @@ inline float half_to_float(uint16_t h) {
 
 inline float to_float(float v) { return v; }
 inline float to_float(uint16_t v) { return half_to_float(v); }
+
+// Order-preserving int key of a half: a > b <=> key(a) > key(b) for non-NaN halves, -0 and +0 equal,
+// NaN below -inf (never wins). Lets the fp16 class search compare without converting every value.
+inline int32_t half_key(uint16_t h) {
+  const int32_t a = h & 0x7FFF, s = -static_cast<int32_t>(h >> 15);
+  const int32_t k = (a ^ s) - s;  // sign-magnitude -> two's complement
+  return a > 0x7C00 ? std::numeric_limits<int32_t>::min() : k;
+}
 
 #if defined(__SSE2__)
 inline __m128i select(__m128i mask, __m128i a, __m128i b) {  // mask ? a : b
@@ -179,9 +187,10 @@ struct Task {
 
 struct Scratch {
   std::vector<float> obj, best, plane;
-  std::vector<int32_t> cls;
+  std::vector<int32_t> cls, key;
   std::vector<uint32_t> cand;
-  Scratch() : obj(kChunk), best(kChunk), plane(kChunk), cls(kChunk), cand(kChunk) {}
+  std::vector<uint16_t> best_bits;
+  Scratch() : obj(kChunk), best(kChunk), plane(kChunk), cls(kChunk), key(kChunk), cand(kChunk), best_bits(kChunk) {}
 };
 
 // One task: its kept anchors, in anchor order, into task.found.
@@ -222,21 +231,40 @@ void decode_task(const DecodeParams& p, Task& task, Scratch& w) {
       cls[j] = cls[cand[j]];
     }
   } else {  // sparse: the candidates' cells only, one class plane at a time, in increasing order
+    // branch-free updates (a mispredict would discard the loads in flight); fp16 compares int keys
+    // and converts each candidate's winner once
+    int32_t* key = w.key.data();
+    uint16_t* best_bits = w.best_bits.data();
     std::fill(best, best + m, neg_inf);
     std::fill(cls, cls + m, 0);
+    if constexpr (sizeof(T) == sizeof(uint16_t)) {
+      std::fill(key, key + m, half_key(0xFC00));  // -inf
+      std::fill(best_bits, best_bits + m, uint16_t{0xFC00});
+    }
     for (int c = 0; c < p.num_classes; ++c) {
       const T* src = base + (5 + static_cast<size_t>(c)) * hw;
       if (c + kPrefetchPlanes < p.num_classes) {
         const T* ahead = src + kPrefetchPlanes * hw;
         for (int j = 0; j < m; ++j) __builtin_prefetch(ahead + cand[j]);
       }
-      for (int j = 0; j < m; ++j) {  // branch-free: max and a select
-        const float v = to_float(src[cand[j]]), b = best[j];
-        const int32_t gt = -static_cast<int32_t>(v > b);
-        best[j] = v > b ? v : b;
+      for (int j = 0; j < m; ++j) {
+        int32_t gt;
+        if constexpr (sizeof(T) == sizeof(uint16_t)) {
+          const uint16_t h = src[cand[j]];
+          const int32_t k = half_key(h);
+          gt = -static_cast<int32_t>(k > key[j]);
+          key[j] = (k & gt) | (key[j] & ~gt);
+          best_bits[j] = static_cast<uint16_t>((h & gt) | (best_bits[j] & ~gt));
+        } else {
+          const float v = src[cand[j]], b = best[j];
+          gt = -static_cast<int32_t>(v > b);
+          best[j] = v > b ? v : b;
+        }
         cls[j] = (c & gt) | (cls[j] & ~gt);
       }
     }
+    if constexpr (sizeof(T) == sizeof(uint16_t))
+      for (int j = 0; j < m; ++j) best[j] = half_to_float(best_bits[j]);
   }
 
   const int gw = p.grid_w[task.l];
