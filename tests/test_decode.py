@@ -110,10 +110,11 @@ def test_ties_are_broken_by_anchor_order():
     assert (got[2] == 1.0).all() and (got[3] == 0).all()
 
 
-def test_signed_zero_scores_tie():
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_signed_zero_scores_tie(dtype):
     """-0.0 and +0.0 scores compare equal: ties in anchor order, whatever the sign."""
     shapes = [(1, 6, 4, 4)]  # 1 anchor, 1 class
-    x = np.full(shapes[0], 0.5, np.float32)
+    x = np.full(shapes[0], 0.5, dtype)
     x[0, 5] = np.where(np.arange(16).reshape(4, 4) % 2 == 0, -0.0, 0.0)  # class prob -0 / +0
     x[0, 5, 3, 3] = 0.25  # one clear winner, last in anchor order
     ref = _brute_force_rows([x], [8, 8], 8, 1, -1.0, 0, 5)
@@ -122,14 +123,25 @@ def test_signed_zero_scores_tie():
         got = impl([x], [8, 8], 8, 1, -1.0, 0, 5)
         _check_rows(got, ref)
         assert list(np.signbit(got[2][0, :4])) == [True, False, True, False]  # anchors 0..3, signs kept
+    # between classes: -0 and +0 are equal, the first class wins and its value (sign) is the score's
+    y = np.full((1, 7, 2, 2), 0.5, dtype)
+    y[0, 5] = [[-0.0, 0.0], [-0.0, 0.0]]
+    y[0, 6] = [[0.0, -0.0], [-0.0, 0.0]]
+    for impl in (decode_numpy, decode_cpu):
+        num, _, scores, classes = impl([y], [8, 8], 8, 2, -1.0)
+        assert num[0, 0] == 4 and (classes == 0).all()
+        assert list(np.signbit(scores[0])) == [True, False, True, False]
 
 
-def test_nan_inputs():
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_nan_inputs(dtype):
     """NaN class probabilities never win; a NaN objectness or score is never kept; same everywhere."""
-    lv = _levels(3, [(2, 3 * 9, 8, 8), (2, 3 * 9, 4, 4)], skew=1.0)
+    lv = _levels(3, [(2, 3 * 9, 8, 8), (2, 3 * 9, 4, 4)], dtype, skew=1.0)
     rng = np.random.default_rng(3)
     for x in lv:
         x[rng.random(x.shape) < 0.05] = np.nan
+        x[rng.random(x.shape) < 0.02] = np.inf
+        x[rng.random(x.shape) < 0.02] = -np.inf
         x[0, 5:9, 0, 0] = np.nan  # every class of anchor 0: class 0, score -inf -> dropped
         x[0, 4, 0, 0] = 0.9
     anchors = [12, 12, 24, 30, 40, 20, 60, 60, 90, 70, 120, 140]

@@ -81,8 +81,9 @@ def _decode_level(lv, b, na, no, h, w, stride, anc, thr, score_mode):
     obj = p[..., 4]
     cls = p[..., 5:]
     cls = np.where(np.isnan(cls), np.float32(-np.inf), cls)  # NaN never wins; all -inf -> class 0
-    best = cls.max(-1)
-    cid = cls.argmax(-1).astype(np.int32)  # the first maximum
+    cid = cls.argmax(-1)  # the first maximum
+    best = np.take_along_axis(cls, cid[..., None], -1)[..., 0]  # its value (max() may return a later -0/+0)
+    cid = cid.astype(np.int32)
     score = obj * best if score_mode == 0 else obj
     keep = (obj > thr) & (score > thr)
     half_w, half_h = bw * np.float32(0.5), bh * np.float32(0.5)
