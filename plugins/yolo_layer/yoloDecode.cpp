@@ -63,8 +63,9 @@ const char* finalize(DecodeParams& p, int max_stride) {
 
 namespace {
 
-constexpr int kChunk = 8192;       // cells per task (a 640x640 level-0 plane is one task); dense scratch fits L2
+constexpr int kChunk = 8192;       // cells per task (a 640x640 level-0 plane is one task)
 constexpr int kDenseRatio = 8;     // dense class reads when >= 1 cell in 8 is a candidate
+constexpr int kDenseBlock = 512;   // cells per block of the dense class search
 constexpr int kPrefetchPlanes = 2;  // sparse path: prefetch the candidates' cells this many class planes ahead
 
 // IEEE half -> float, exact for every bit pattern (subnormals, inf, NaN), without branches (a
@@ -148,22 +149,42 @@ int scan_greater(const float* v, int n, float thr, uint32_t* out) {
   return m;
 }
 
-// best[i], cls[i] = max(best[i], v[i]), class c if v[i] > best[i] (NaN never wins), for i < n
+// best[i], cls[i] = v[i], c where v[i] > best[i] (NaN never wins), for i < n
+#if defined(__SSE2__)
+inline void update4(__m128 x, float* best, int32_t* cls, __m128i cv) {
+  const __m128 b = _mm_loadu_ps(best);
+  const __m128i gt = _mm_castps_si128(_mm_cmpgt_ps(x, b));
+  _mm_storeu_ps(best, _mm_max_ps(x, b));  // x > b ? x : b
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(cls),
+                   select(gt, cv, _mm_loadu_si128(reinterpret_cast<const __m128i*>(cls))));
+}
+#endif
 void update_dense(const float* v, int n, int c, float* best, int32_t* cls) {
   int i = 0;
 #if defined(__SSE2__)
   const __m128i cv = _mm_set1_epi32(c);
-  for (; i + 4 <= n; i += 4) {
-    const __m128 x = _mm_loadu_ps(v + i), b = _mm_loadu_ps(best + i);
-    const __m128i gt = _mm_castps_si128(_mm_cmpgt_ps(x, b));
-    _mm_storeu_ps(best + i, _mm_max_ps(x, b));  // x > b ? x : b
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(cls + i),
-                     select(gt, cv, _mm_loadu_si128(reinterpret_cast<const __m128i*>(cls + i))));
-  }
+  for (; i + 4 <= n; i += 4) update4(_mm_loadu_ps(v + i), best + i, cls + i, cv);
 #endif
   for (; i < n; ++i) {
     const bool gt = v[i] > best[i];
     best[i] = gt ? v[i] : best[i];
+    cls[i] = gt ? c : cls[i];
+  }
+}
+void update_dense(const uint16_t* v, int n, int c, float* best, int32_t* cls) {
+  int i = 0;
+#if defined(__SSE2__)
+  const __m128i cv = _mm_set1_epi32(c), zero = _mm_setzero_si128();
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i));
+    update4(half4_to_float4(_mm_unpacklo_epi16(h, zero)), best + i, cls + i, cv);
+    update4(half4_to_float4(_mm_unpackhi_epi16(h, zero)), best + i + 4, cls + i + 4, cv);
+  }
+#endif
+  for (; i < n; ++i) {
+    const float x = half_to_float(v[i]);
+    const bool gt = x > best[i];
+    best[i] = gt ? x : best[i];
     cls[i] = gt ? c : cls[i];
   }
 }
@@ -186,11 +207,11 @@ struct Task {
 };
 
 struct Scratch {
-  std::vector<float> obj, best, plane;
+  std::vector<float> obj, best;
   std::vector<int32_t> cls, key;
   std::vector<uint32_t> cand;
   std::vector<uint16_t> best_bits;
-  Scratch() : obj(kChunk), best(kChunk), plane(kChunk), cls(kChunk), key(kChunk), cand(kChunk), best_bits(kChunk) {}
+  Scratch() : obj(kChunk), best(kChunk), cls(kChunk), key(kChunk), cand(kChunk), best_bits(kChunk) {}
 };
 
 // One task: its kept anchors, in anchor order, into task.found.
@@ -224,8 +245,11 @@ void decode_task(const DecodeParams& p, Task& task, Scratch& w) {
   if (static_cast<long long>(m) * kDenseRatio >= n) {  // dense: every cell, contiguous, SIMD
     std::fill(best, best + n, neg_inf);
     std::fill(cls, cls + n, 0);
-    for (int c = 0; c < p.num_classes; ++c)
-      update_dense(as_float(base + (5 + static_cast<size_t>(c)) * hw, w.plane.data()), n, c, best, cls);
+    for (int i0 = 0; i0 < n; i0 += kDenseBlock) {  // a block's best/cls stay in L1 over the classes
+      const int nb = std::min(kDenseBlock, n - i0);
+      for (int c = 0; c < p.num_classes; ++c)
+        update_dense(base + (5 + static_cast<size_t>(c)) * hw + i0, nb, c, best + i0, cls + i0);
+    }
     for (int j = 0; j < m; ++j) {  // compact to candidates (cand[j] >= j: in place is safe)
       best[j] = best[cand[j]];
       cls[j] = cls[cand[j]];
