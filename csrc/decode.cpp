@@ -79,14 +79,14 @@ DecodeParams make_params(const std::vector<std::vector<int64_t>>& shapes, const 
 }
 
 // A zero-filled array whose pages are only materialized where something is written: a fresh
-// anonymous mapping for large outputs (numpy.zeros' calloc memsets memory the heap recycles, ~0.7 ms
-// for the 19 MB of rows of a B=32 640x640 decode), numpy.zeros otherwise.
+// anonymous mapping for outputs from 128 KiB (numpy.zeros' calloc memsets memory the heap recycles,
+// ~0.7 ms for the 19 MB of rows of a B=32 640x640 decode), numpy.zeros for small ones.
 template <typename T>
 py::array_t<T> zeroed(std::vector<py::ssize_t> shape) {
   size_t bytes = sizeof(T);
   for (py::ssize_t d : shape) bytes *= static_cast<size_t>(d);
 #if defined(__unix__) || defined(__APPLE__)
-  if (bytes >= (size_t{1} << 20)) {
+  if (bytes >= (size_t{128} << 10)) {
     void* ptr = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (ptr == MAP_FAILED) throw std::bad_alloc();
     struct Mapping {

@@ -206,12 +206,18 @@ struct Task {
   std::vector<Candidate> found;     // its kept anchors, in anchor order
 };
 
+template <typename T>
+struct Buffer {  // kChunk values, not initialized (a per-call memset of every worker's scratch costs more
+                 // than a B=1 decode's gathers)
+  std::unique_ptr<T[]> p{new T[kChunk]};
+  T* data() { return p.get(); }
+};
+
 struct Scratch {
-  std::vector<float> obj, best;
-  std::vector<int32_t> cls, key;
-  std::vector<uint32_t> cand;
-  std::vector<uint16_t> best_bits;
-  Scratch() : obj(kChunk), best(kChunk), cls(kChunk), key(kChunk), cand(kChunk), best_bits(kChunk) {}
+  Buffer<float> obj, best;
+  Buffer<int32_t> cls, key;
+  Buffer<uint32_t> cand;
+  Buffer<uint16_t> best_bits;
 };
 
 // One task: its kept anchors, in anchor order, into task.found.
