@@ -281,6 +281,7 @@ def main() -> int:
     today = date.today().isoformat()
     command = "python benchmarks/decode.py " + " ".join(sys.argv[1:])
     rivals = TorchRivals(torch) if gpu_impls else None
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other jobs on the machine
     mdet = args.max_detections
     records = []
     configs = [(b, f) for b in batches for f in fractions]
@@ -316,10 +317,12 @@ def main() -> int:
         del base
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    load = (load_start, os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
     meta = {"inputs": __doc__.split("Inputs: ", 1)[1].split("\n\n", 1)[0].replace("\n", " "),
-            "threshold": THRESHOLD, "anchors_per_image": ANCHORS_PER_IMAGE, "max_detections": mdet}
+            "threshold": THRESHOLD, "anchors_per_image": ANCHORS_PER_IMAGE, "max_detections": mdet,
+            "loadavg_1min_start_end": load}
     (out / f"{args.name}.json").write_text(json.dumps({"records": records, "skipped": skipped, **meta}, indent=1))
-    md = report(records, skipped, batches, dtypes, fractions, today, command, mdet)
+    md = report(records, skipped, batches, dtypes, fractions, today, command, mdet, load)
     (out / f"{args.name}.md").write_text(md)
     _plot(records, dtypes, fractions, out / f"{args.name}.png")
     print(md)
@@ -379,7 +382,7 @@ TARGETS = [  # (numerator, denominator, what, target, check(ratio, batch, fracti
 ]
 
 
-def report(records, skipped, batches, dtypes, fractions, today, command, mdet) -> str:
+def report(records, skipped, batches, dtypes, fractions, today, command, mdet, load=(None, None)) -> str:
     def pct(f):
         return f"{f:.0%}"
 
@@ -391,7 +394,9 @@ def report(records, skipped, batches, dtypes, fractions, today, command, mdet) -
           f"{ANCHORS_PER_IMAGE} anchors per image, threshold {THRESHOLD}, trtdeploy's decoders with max_detections "
           f"{mdet} ({'every anchor a row' if not mdet else 'rows per image'}). `candidates`: the fraction of anchors "
           "that pass the score test (half as many again pass only the objectness test); how the inputs are made: "
-          "`benchmarks/decode.py`. Median microseconds per call, whole batch.", ""]
+          "`benchmarks/decode.py`. Median microseconds per call, whole batch."
+          + (f" Load average (1 min) of the machine: {load[0]:.2f} at the start, {load[1]:.2f} at the end."
+             if None not in load else ""), ""]
     hdr = "| " + " | ".join(f"B={b}" for b in batches) + " |"
     for dtype in dtypes:
         for f in fractions:
