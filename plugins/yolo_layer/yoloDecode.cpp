@@ -85,6 +85,14 @@ inline float half_to_float(uint16_t h) {
   return f;
 }
 
+inline void prefetch(const void* p) {
+#if defined(__GNUC__)
+  __builtin_prefetch(p);
+#else
+  (void)p;
+#endif
+}
+
 inline float to_float(float v) { return v; }
 inline float to_float(uint16_t v) { return half_to_float(v); }
 
@@ -275,7 +283,7 @@ void decode_task(const DecodeParams& p, Task& task, Scratch& w) {
       const T* src = base + (5 + static_cast<size_t>(c)) * hw;
       if (c + kPrefetchPlanes < p.num_classes) {
         const T* ahead = src + kPrefetchPlanes * hw;
-        for (int j = 0; j < m; ++j) __builtin_prefetch(ahead + cand[j]);
+        for (int j = 0; j < m; ++j) prefetch(ahead + cand[j]);
       }
       for (int j = 0; j < m; ++j) {
         int32_t gt;
