@@ -2,18 +2,24 @@
 // python/trtdeploy/yolo/decode.py) the NumPy oracle. Plain params struct + stream; no TensorRT.
 //
 // Inputs: one tensor per level, sigmoid-activated, [B, na*(nc+5), H, W], channel = a*(nc+5)+k with
-// k = x, y, w, h, obj, cls0, cls1, ... (fp32 or fp16).
+// k = x, y, w, h, obj, cls0, cls1, ... (fp32 or fp16; fp16 is converted to float exactly).
 // For anchor a at cell (y, x) of level l:
+//   best, class = max and first argmax over c of cls_c, starting from -inf (NaN class values never win;
+//                 all-NaN/-inf classes give best = -inf, class 0)
+//   score = obj * best (score_mode 0) or obj (score_mode 1), one float32 multiply
+//   kept when obj > threshold and score > threshold (NaN fails both tests)
 //   cx = (2*sx - 0.5 + x) * stride_l      cy = (2*sy - 0.5 + y) * stride_l
 //   w  = (2*sw)^2 * anchor_w[l][a]        h  = (2*sh)^2 * anchor_h[l][a]
-//   score = obj * max_c cls_c (score_mode 0) or obj (score_mode 1); class = first argmax_c cls_c
-//   kept when score > threshold; box = (cx - w/2, cy - h/2, cx + w/2, cy + h/2) in input pixels.
-// Kept detections are written in anchor order (level, anchor, y, x): deterministic. Rows past
-// num_detections (up to max_detections) are zero.
+//   box = (cx - w/2, cy - h/2, cx + w/2, cy + h/2) in input pixels.
+// Anchor order is (level, anchor, y, x). With N = max_detections rows per image and more kept anchors
+// than N, the N best are kept: highest score first, ties (equal float32 scores, -0 == +0) broken by
+// anchor order. The kept rows are written in anchor order (not score order): num_detections rows,
+// then zero rows up to N. Deterministic: the same inputs give the same bytes.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #if defined(__CUDACC__)
 #define YOLO_HD __host__ __device__ __forceinline__
@@ -41,7 +47,7 @@ struct DecodeParams {
   int cell_offset[kMaxLevels + 1] = {};               // first anchor index of each level, per image
   float score_threshold = 0.25f;
   int score_mode = 0;
-  int max_detections = 0;  // rows per image in the outputs (<= total anchors)
+  int max_detections = 0;  // rows per image in the outputs (1 <= rows <= total anchors after finalize)
   const void* inputs[kMaxLevels] = {};
   bool fp16 = false;
 
@@ -52,60 +58,48 @@ struct DecodeParams {
 // success, else a message. grid sizes, anchors, max_stride and counts must be set by the caller.
 const char* finalize(DecodeParams& p, int max_stride);
 
-struct Detection {
-  float x1, y1, x2, y2, score;
-  int cls;
-};
-
-// Decode anchor t (0 <= t < total_anchors) of image b; read(level, channel, cell) returns the input.
-template <typename Read>
-YOLO_HD bool decode_anchor(const DecodeParams& p, int b, int t, Read read, Detection* det) {
-  int l = 0;
-  while (l + 1 < p.num_levels && t >= p.cell_offset[l + 1]) ++l;
-  const int hw = p.grid_h[l] * p.grid_w[l];
-  const int local = t - p.cell_offset[l];
-  const int a = local / hw;
-  const int cell = local - a * hw;
-  const int y = cell / p.grid_w[l];
-  const int x = cell - y * p.grid_w[l];
-  const int no = p.num_classes + 5;
-  const int base = a * no;
-  const float obj = read(l, b, base + 4, cell);
-  if (!(obj > p.score_threshold)) return false;  // score <= obj in both modes (probs <= 1)
-  float best = -1.0f;
-  int best_c = 0;
-  for (int c = 0; c < p.num_classes; ++c) {
-    float v = read(l, b, base + 5 + c, cell);
-    if (v > best) {
-      best = v;
-      best_c = c;
-    }
-  }
-  const float score = p.score_mode == 0 ? obj * best : obj;
-  if (!(score > p.score_threshold)) return false;
+// Box of anchor a at cell (x, y) of level l from its four sigmoid outputs; the float operations are
+// written once, here, for the CPU and the kernel (the NumPy oracle does the same ones in this order).
+YOLO_HD void make_box(const DecodeParams& p, int l, int a, int x, int y, float sx, float sy, float sw, float sh,
+                      float box[4]) {
   const float s = p.stride[l];
-  const float sx = read(l, b, base + 0, cell), sy = read(l, b, base + 1, cell);
-  const float sw = read(l, b, base + 2, cell), sh = read(l, b, base + 3, cell);
   const float cx = (sx * 2.0f - 0.5f + static_cast<float>(x)) * s;
   const float cy = (sy * 2.0f - 0.5f + static_cast<float>(y)) * s;
   const float w2 = sw * 2.0f, h2 = sh * 2.0f;
   const float w = w2 * w2 * p.anchors[(l * kMaxAnchors + a) * 2 + 0];
   const float h = h2 * h2 * p.anchors[(l * kMaxAnchors + a) * 2 + 1];
-  det->x1 = cx - w * 0.5f;
-  det->y1 = cy - h * 0.5f;
-  det->x2 = cx + w * 0.5f;
-  det->y2 = cy + h * 0.5f;
-  det->score = score;
-  det->cls = best_c;
-  return true;
+  box[0] = cx - w * 0.5f;
+  box[1] = cy - h * 0.5f;
+  box[2] = cx + w * 0.5f;
+  box[3] = cy + h * 0.5f;
 }
 
-// CPU reference in C++ (host memory, float32 or IEEE half stored as uint16).
-void decode_cpu(const DecodeParams& p, int32_t* num_detections, float* boxes, float* scores, int32_t* classes);
+// Order-preserving map of a non-NaN float to uint32 (a > b  <=>  key(a) > key(b); -0 and +0 map to
+// the same key, as they compare equal). The top-K selection of the kernel works on these keys.
+YOLO_HD uint32_t score_key(float s) {
+  uint32_t u;
+#if defined(__CUDA_ARCH__)
+  u = __float_as_uint(s);
+#else
+  std::memcpy(&u, &s, sizeof(u));
+#endif
+  if (u == 0x80000000u) u = 0;  // -0 -> +0
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
 
-// CUDA: bytes of workspace for decode_cuda (size it once, up front).
-size_t decode_workspace_size(int batch, int total_anchors);
-// Three launches (count, scan, write) on `stream`; no allocation, no host synchronization.
+// CPU decode in C++ (host memory, float32 or IEEE half stored as uint16). threads: 0 = one per
+// available core (sched_getaffinity), 1 = the calling thread only. Work is split into (image, level,
+// anchor, cell range) tasks; results do not depend on the thread count. outputs_zeroed: the caller
+// passes zero-filled outputs (calloc'ed pages), so rows past num_detections are left untouched.
+void decode_cpu(const DecodeParams& p, int32_t* num_detections, float* boxes, float* scores, int32_t* classes,
+                int threads = 0, bool outputs_zeroed = false);
+
+// CUDA: bytes of workspace for decode_cuda at these sizes (use the largest batch and anchor count the
+// caller will run, with its max_detections attribute; 0 = every anchor). Monotone in batch and anchors.
+size_t decode_workspace_size(int batch, int total_anchors, int max_detections);
+// Two stream operations (a memset of the workspace's counters, then one kernel) on `stream`; no
+// allocation, no host synchronization: safe to capture in a CUDA graph. `boxes` must be 16-byte
+// aligned. Returns 0 or a cudaError_t value.
 int decode_cuda(const DecodeParams& p, int32_t* num_detections, float* boxes, float* scores, int32_t* classes,
                 void* workspace, cudaStream_t stream);
 

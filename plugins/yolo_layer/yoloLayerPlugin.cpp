@@ -338,7 +338,8 @@ size_t YoloLayerPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, 
     int64_t total = 0;  // at the profile's max shapes: sized once for every shape the engine accepts
     for (int32_t l = 0; l < nbInputs; ++l) total += na * inputs[l].max.d[2] * inputs[l].max.d[3];
     if (total > INT_MAX || inputs[0].max.d[0] > INT_MAX) throw std::invalid_argument("too many anchors");
-    return decode_workspace_size(static_cast<int>(inputs[0].max.d[0]), static_cast<int>(total));
+    return decode_workspace_size(static_cast<int>(inputs[0].max.d[0]), static_cast<int>(total),
+                                 mConfig.max_detections);
   } catch (std::exception const& e) {
     fail("getWorkspaceSize", e.what());
   } catch (...) {

@@ -7,7 +7,8 @@
 All take the sigmoid-activated levels [B, na*(nc+5), H, W] (finest first), anchors in pixels
 (level by level, (w, h) pairs), ``max_stride`` and return
 (num_detections [B,1] int32, boxes [B,N,4] float32 x1y1x2y2, scores [B,N] float32, classes [B,N] int32),
-rows in anchor order (level, anchor, y, x), rows past num_detections zero.
+rows in anchor order (level, anchor, y, x), rows past num_detections zero. With max_detections = N
+and more kept anchors than N, the N highest-scoring rows are kept (ties in anchor order).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _layout(shapes, anchors, max_stride, num_classes):
 
 def decode_numpy(levels: Sequence[np.ndarray], anchors, max_stride: int, num_classes: int,
                  score_threshold: float = 0.25, score_mode: int = 0, max_detections: int = 0):
-    """The oracle: plain NumPy, float32 arithmetic in the kernel's order."""
+    """The oracle: plain NumPy, float32 arithmetic in the kernel's order (plugins/yolo_layer/README.md)."""
     shapes = [lv.shape for lv in levels]
     anchor_px, na, strides = _layout(shapes, anchors, max_stride, num_classes)
     b = shapes[0][0]
@@ -47,22 +48,8 @@ def decode_numpy(levels: Sequence[np.ndarray], anchors, max_stride: int, num_cla
     thr = np.float32(score_threshold)
     per_level = []
     for lv, (_, _, h, w), stride, anc in zip(levels, shapes, strides, anchor_px):
-        p = lv.astype(np.float32).reshape(b, na, no, h, w).transpose(0, 1, 3, 4, 2)  # [B, na, H, W, no]
-        gy, gx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
-        cx = (p[..., 0] * np.float32(2) - np.float32(0.5) + gx) * stride
-        cy = (p[..., 1] * np.float32(2) - np.float32(0.5) + gy) * stride
-        w2, h2 = p[..., 2] * np.float32(2), p[..., 3] * np.float32(2)
-        bw = w2 * w2 * anc[None, :, 0, None, None]
-        bh = h2 * h2 * anc[None, :, 1, None, None]
-        obj = p[..., 4]
-        cls = p[..., 5:]
-        best = cls.max(-1)
-        cid = cls.argmax(-1).astype(np.int32)
-        score = obj * best if score_mode == 0 else obj
-        keep = (obj > thr) & (score > thr)
-        half_w, half_h = bw * np.float32(0.5), bh * np.float32(0.5)
-        boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], -1)
-        per_level.append((boxes.reshape(b, -1, 4), score.reshape(b, -1), cid.reshape(b, -1), keep.reshape(b, -1)))
+        with np.errstate(all="ignore"):  # NaN/inf inputs decode to NaN/inf boxes, silently
+            per_level.append(_decode_level(lv, b, na, no, h, w, stride, anc, thr, score_mode))
     boxes = np.concatenate([x[0] for x in per_level], 1)
     scores = np.concatenate([x[1] for x in per_level], 1)
     classes = np.concatenate([x[2] for x in per_level], 1)
@@ -74,7 +61,7 @@ def decode_numpy(levels: Sequence[np.ndarray], anchors, max_stride: int, num_cla
     out_scores = np.zeros((b, n_rows), np.float32)
     out_classes = np.zeros((b, n_rows), np.int32)
     for i in range(b):
-        idx = np.flatnonzero(keep[i])[:n_rows]
+        idx = top_k(np.flatnonzero(keep[i]), scores[i], n_rows)
         num[i, 0] = idx.size
         out_boxes[i, : idx.size] = boxes[i, idx]
         out_scores[i, : idx.size] = scores[i, idx]
@@ -82,14 +69,46 @@ def decode_numpy(levels: Sequence[np.ndarray], anchors, max_stride: int, num_cla
     return num, out_boxes, out_scores, out_classes
 
 
+def _decode_level(lv, b, na, no, h, w, stride, anc, thr, score_mode):
+    """Every anchor of one level: boxes [B, n, 4], scores, classes, kept flags [B, n] (n = na*H*W)."""
+    p = lv.astype(np.float32).reshape(b, na, no, h, w).transpose(0, 1, 3, 4, 2)  # [B, na, H, W, no]
+    gy, gx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    cx = (p[..., 0] * np.float32(2) - np.float32(0.5) + gx) * stride
+    cy = (p[..., 1] * np.float32(2) - np.float32(0.5) + gy) * stride
+    w2, h2 = p[..., 2] * np.float32(2), p[..., 3] * np.float32(2)
+    bw = w2 * w2 * anc[None, :, 0, None, None]
+    bh = h2 * h2 * anc[None, :, 1, None, None]
+    obj = p[..., 4]
+    cls = p[..., 5:]
+    cls = np.where(np.isnan(cls), np.float32(-np.inf), cls)  # NaN never wins; all -inf -> class 0
+    cid = cls.argmax(-1)  # the first maximum
+    best = np.take_along_axis(cls, cid[..., None], -1)[..., 0]  # its value (max() may return a later -0/+0)
+    cid = cid.astype(np.int32)
+    score = obj * best if score_mode == 0 else obj
+    keep = (obj > thr) & (score > thr)
+    half_w, half_h = bw * np.float32(0.5), bh * np.float32(0.5)
+    boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], -1)
+    return boxes.reshape(b, -1, 4), score.reshape(b, -1), cid.reshape(b, -1), keep.reshape(b, -1)
+
+
+def top_k(idx: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Of the anchors `idx` (increasing), the k with the highest scores[idx], equal float32 scores
+    (-0 == +0) in anchor order; returned in anchor order."""
+    if idx.size <= k:
+        return idx
+    order = np.lexsort((idx, -scores[idx]))  # by score descending, then anchor
+    return np.sort(idx[order[:k]])
+
+
 def decode_cpu(levels: Sequence[np.ndarray], anchors, max_stride: int, num_classes: int,
-               score_threshold: float = 0.25, score_mode: int = 0, max_detections: int = 0):
-    """The C++ CPU decode (trtdeploy._C)."""
+               score_threshold: float = 0.25, score_mode: int = 0, max_detections: int = 0, threads: int = 0):
+    """The C++ CPU decode (trtdeploy._C); threads: 0 = one per available core."""
     from .. import _C
 
     try:
         return _C.yolo_decode_cpu(list(levels), [float(a) for a in np.asarray(anchors).reshape(-1)], int(max_stride),
-                                  int(num_classes), float(score_threshold), int(score_mode), int(max_detections))
+                                  int(num_classes), float(score_threshold), int(score_mode), int(max_detections),
+                                  int(threads))
     except ValueError as exc:
         raise TrtDeployError(str(exc)) from None
 
@@ -115,6 +134,8 @@ def decode_cuda(levels, anchors, max_stride: int, num_classes: int, score_thresh
             raise TrtDeployError(f"level {i} is not contiguous; call .contiguous() first")
     if outputs is None or workspace is None:
         outputs, workspace = allocate_cuda(levels, anchors_list, max_stride, num_classes, max_detections)
+    else:
+        _check_buffers(shapes, anchors_list, max_stride, num_classes, max_detections, outputs, workspace)
     if stream is None:
         stream = lib.cuda.current_stream().cuda_stream if lib.__name__ == "torch" else lib.cuda.get_current_stream().ptr
     num, boxes, scores, classes = outputs
@@ -145,6 +166,30 @@ def allocate_cuda(levels, anchors, max_stride, num_classes, max_detections=0):
     outputs = (mk((b, 1), "int32"), mk((b, n, 4), "float32"), mk((b, n), "float32"), mk((b, n), "int32"))
     workspace = mk((max(plan["workspace_bytes"], 4),), "uint8")
     return outputs, workspace
+
+
+def _check_buffers(shapes, anchors, max_stride, num_classes, max_detections, outputs, workspace):
+    """Preallocated outputs and workspace must fit these levels (raw pointers cross into the kernel)."""
+    from .. import _C
+
+    try:
+        plan = _C.yolo_decode_plan([list(s) for s in shapes], anchors, int(max_stride), int(num_classes),
+                                   int(max_detections))
+    except ValueError as exc:
+        raise TrtDeployError(str(exc)) from None
+    b, n = plan["batch"], plan["max_detections"]
+    want = [("num_detections", (b, 1), "int32"), ("boxes", (b, n, 4), "float32"), ("scores", (b, n), "float32"),
+            ("classes", (b, n), "int32")]
+    if len(outputs) != 4:
+        raise TrtDeployError("outputs must be (num_detections, boxes, scores, classes)")
+    for (name, shape, dtype), x in zip(want, outputs):
+        got = (tuple(int(d) for d in x.shape), str(x.dtype).replace("torch.", ""))
+        if got != (shape, dtype) or not _contiguous(x):
+            raise TrtDeployError(f"{name} output is {got[1]} {list(got[0])}, expected a contiguous {dtype} "
+                                 f"{list(shape)}; allocate with allocate_cuda()")
+    if int(workspace.nbytes) < plan["workspace_bytes"]:
+        raise TrtDeployError(f"workspace holds {int(workspace.nbytes)} bytes, these levels need "
+                             f"{plan['workspace_bytes']}; allocate with allocate_cuda()")
 
 
 def _array_lib(x):
