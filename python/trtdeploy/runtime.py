@@ -114,7 +114,7 @@ def parse_shapes(text: str | None, flag: str = "--shapes") -> dict[str, list[int
                 raise TrtDeployError(f"{flag} '{part}': dim '{d}' is not a number; {example}")
             values.append(int(d))
         if name in out:
-            raise TrtDeployError(f"{flag}: input '{name}' is given twice")
+            raise TrtDeployError(f"{flag} '{text}': input '{name}' is given twice")
         out[name] = values
     return out
 
