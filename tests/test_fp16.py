@@ -37,7 +37,7 @@ def test_cli_fp16_says_what_it_kept_and_checks(tmp_path):
     proc = run_cli("fp16", fixture_path("bn_wide_range"), "-o", tmp_path / "h.onnx")
     assert proc.returncode == 0, proc.stderr
     assert "kept in float32: 'bn' (BatchNormalization)" in proc.stderr
-    assert "checked: float16 'y': " in proc.stderr and "x the error of float16 rounding alone" in proc.stderr
+    assert "checked: float16 output 'y': " in proc.stderr and "x the error of float16 rounding alone" in proc.stderr
 
 
 def test_keep_op_unknown_is_an_error(tmp_path):
@@ -95,3 +95,62 @@ def test_nodes_reading_unknown_types_stay_as_they_are():
     assert kept and "unknown type" in kept[0] and "'mul' (Mul)" in kept[0]
     x = np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]], np.float32)
     np.testing.assert_allclose(ort_run(h, {"x": x})[0], ort_run(m, {"x": x})[0], rtol=1e-6)
+
+
+def test_error_ratio_slices_catch_a_dead_class_and_ignore_small_slices():
+    """A class row lost by float16 shows in its own slice even when box coordinates in pixels dominate the
+    tensor; the mean over a slice of a few dozen elements is noise and is not judged on its own."""
+    from trtdeploy.verify.fp16 import FP16_SPREAD_FACTOR, _error_ratio
+
+    rng = np.random.default_rng(0)
+    ref = np.concatenate([rng.uniform(0, 640, (1, 4, 8400)), rng.uniform(0, 1, (1, 80, 8400))], 1)
+    noise = lambda: ref * (1 + rng.normal(0, 5e-4, ref.shape))  # noqa: E731 - float16-like relative error
+    yard, got = noise(), noise()
+    assert _error_ratio(got, yard, ref)[0] < 2
+    dead = got.copy()
+    dead[0, 4 + 17] = 0.0  # class 17 collapsed
+    ratio, _, _, where = _error_ratio(dead, yard, ref)
+    assert ratio > 10 * FP16_SPREAD_FACTOR and where == " in axis 1 index 21"
+    small = rng.normal(0, 1, (3150, 64))  # 3150 rows of 64: some row's mean error is 3-6x by chance
+    yard_s = small + rng.normal(0, 1e-3, small.shape)
+    got_s = small + rng.normal(0, 1.6e-3, small.shape)
+    assert _error_ratio(got_s, yard_s, small)[0] < FP16_SPREAD_FACTOR
+
+
+def test_fp16_of_detectors_compares_what_their_selections_read(tmp_path):
+    """TopK/NMS rows reorder under float16 and onnxruntime cannot run a plugin: the check compares the
+    tensors flowing into those (and, for a `yolo patch` model, its post-processing against the
+    reference on the float16 head); a collapsed class branch is still caught there."""
+    from onnx import numpy_helper
+
+    from trtdeploy.verify import Probe
+    from trtdeploy.verify.fp16 import compared_tensors
+    from trtdeploy.yolo.families import detect
+    from trtdeploy.yolo.postprocess import patch_detections
+    from trtdeploy.yolo.verify import fp16_detections
+
+    v8 = tmp_path / "v8.onnx"
+    assert run_cli("yolo", "patch", fixture_path("yolov8n_640"), "-o", v8).returncode == 0
+    proc = run_cli("fp16", v8, "-o", tmp_path / "v8h.onnx")
+    assert proc.returncode == 0, proc.stderr
+    assert "follow 'det_best_class_TopK' (TopK)" in proc.stderr and "checked: float16 tensor 'det_cls'" in proc.stderr
+    assert "checked: float16 post-processing, batch 3" in proc.stderr
+    v5 = tmp_path / "v5.onnx"
+    assert run_cli("yolo", "patch", fixture_path("yolov5_p5_op13"), "-o", v5, "--nms").returncode == 0
+    proc = run_cli("fp16", v5, "-o", tmp_path / "v5h.onnx")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("(read by 'YoloLayer_TRT' (YoloLayer_TRT), after a selection)") == 3
+    assert "only onnx.checker ran" not in proc.stderr
+    proc = run_cli("fp16", fixture_path("yolo26n_end2end"), "-o", tmp_path / "e2e.onnx")
+    assert proc.returncode == 0 and "'output0' follow '/model.23/TopK' (TopK)" in proc.stderr, proc.stderr
+
+    model = load_fixture("yolov8n_640")
+    patched, _ = patch_detections(model, detect(model))
+    compared, followers = compared_tensors(patched)
+    assert {"det_cls", "det_box_cxcywh"} <= set(compared) and not set(compared) & {o.name for o in patched.graph.output}
+    half = to_fp16(patched)
+    for t in half.graph.initializer:
+        if t.name.startswith("model.22.cv3."):  # the class branch outputs nothing
+            t.CopyFrom(numpy_helper.from_array(np.zeros(tuple(t.dims), numpy_helper.to_array(t).dtype), t.name))
+    with pytest.raises(TrtDeployError, match=r"float16 tensor 'det_cls' .* is off by"):
+        fp16_detections(patched, half, Probe(patched))

@@ -309,7 +309,7 @@ def test_cli_patch_verifies_by_default_and_verify(tmp_path):
     out = tmp_path / "out.onnx"
     proc = run_cli("yolo", "patch", fixture_path("yolo11n_384x640"), "-o", out)
     assert proc.returncode == 0, proc.stderr
-    assert "head: yolov8" in proc.stderr and "verified batch 3" in proc.stderr
+    assert "head: yolov8" in proc.stderr and "checked: batch 3 against the reference" in proc.stderr
     proc = run_cli("yolo", "verify", fixture_path("yolo11n_384x640"), out, "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -319,10 +319,10 @@ def test_cli_patch_verifies_by_default_and_verify(tmp_path):
     proc = run_cli("yolo", "verify", fixture_path("yolo11n_384x640"), out, "--inputs", tmp_path / "in.npz")
     assert proc.returncode == 0 and proc.stdout.count("ok:") == 1, proc.stderr
     proc = run_cli("yolo", "patch", fixture_path("yolo26n_end2end"), "-o", tmp_path / "e2e.onnx", "--no-verify")
-    assert proc.returncode == 0 and "not verified (--no-verify)" in proc.stderr
+    assert proc.returncode == 0 and "without checking it (--no-verify)" in proc.stderr
     proc = run_cli("yolo", "patch", fixture_path("rtdetr_tiny_dynamic"), "-o", tmp_path / "rt.onnx",
                    "--shapes", "images:1x3x320x480")
-    assert proc.returncode == 0 and "verified batch 2" in proc.stderr, proc.stderr
+    assert proc.returncode == 0 and "checked: batch 2 against the reference" in proc.stderr, proc.stderr
     proc = run_cli("inspect", fixture_path("yolov10n_end2end"))
     assert "detector: yolov10-end2end (80 classes) on 'output0' [1, 300, 6]" in proc.stdout
 
@@ -330,7 +330,7 @@ def test_cli_patch_verifies_by_default_and_verify(tmp_path):
 def test_cli_yolov5_verifies_by_default(tmp_path):
     proc = run_cli("yolo", "patch", fixture_path("yolov5_p5_op11"), "-o", tmp_path / "v5.onnx", "--nms")
     assert proc.returncode == 0, proc.stderr
-    assert "verified 1 image(s)" in proc.stderr
+    assert "checked: 1 image(s) x" in proc.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -404,16 +404,19 @@ def test_fp16(name):
         verify_fp16(model, to_fp16(model), shapes=shapes)  # end-to-end head's rows reorder: no row-wise check)
 
 
-def test_without_onnxruntime_only_the_checker_runs(tmp_path, monkeypatch, caplog):
-    import importlib.util
+def test_without_onnxruntime_only_the_checker_runs(tmp_path):
+    import os
+    import subprocess
+    import sys
 
-    from trtdeploy.cli import main
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    stub = tmp_path / "stub" / "onnxruntime"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('onnxruntime is not installed here')\n")
+    env = dict(os.environ, PYTHONPATH=f"{stub.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     out = tmp_path / "out.onnx"
-    with caplog.at_level("INFO", logger="trtdeploy"):
-        assert main(["yolo", "patch", str(fixture_path("yolo26n_raw_320")), "-o", str(out)]) == 0
+    proc = subprocess.run([sys.executable, "-m", "trtdeploy.cli", "yolo", "patch", str(fixture_path("yolo26n_raw_320")),
+                           "-o", str(out)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
     assert out.exists()
-    assert "not verified: onnxruntime is not installed, only onnx.checker ran" in caplog.text
-    assert "verified batch" not in caplog.text
+    assert "only onnx.checker ran: onnxruntime is not installed" in proc.stderr
+    assert "onnx.checker (full): ok" in proc.stderr and "against the reference" not in proc.stderr

@@ -194,3 +194,25 @@ def fold_constant(model: onnx.ModelProto, name: str):
         return ReferenceEvaluator(sub_model).run(None, {})[0]
     except Exception:  # noqa: BLE001 - unfoldable: treat as unknown
         return None
+
+
+def prune(g: onnx.GraphProto) -> None:
+    """Drop nodes, initializers and inputs that no graph output needs (in place)."""
+    needed = {o.name for o in g.output}
+    keep = []
+    for node in reversed(list(g.node)):
+        if any(o in needed for o in node.output):
+            keep.append(node)
+            needed.update(x for x in node.input if x)
+            for sub in subgraphs(node):
+                needed |= outer_references(sub)
+    keep.reverse()
+    g.ClearField("node")
+    g.node.extend(keep)
+    inits = [t for t in g.initializer if t.name in needed]
+    g.ClearField("initializer")
+    g.initializer.extend(inits)
+    kept = [i for i in g.input if i.name in needed]
+    if len(kept) != len(g.input):
+        g.ClearField("input")
+        g.input.extend(kept)

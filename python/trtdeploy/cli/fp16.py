@@ -21,6 +21,7 @@ def add_parser(sub):
 def run(args):
     from ..surgery.fp16 import KEEP_FP32_OPS, check_keep_ops, to_fp16
     from ..verify import fp16_outputs
+    from ..yolo.families import METADATA_KEY
 
     out = output_path(args)
     model = load(args.model)
@@ -31,5 +32,8 @@ def run(args):
                    keep_nodes=set(args.keep_node), kept=kept)
     for note in kept:
         log.info("kept in float32: %s", note)
-    write_checked(args, model, half, fp16_outputs, out)
+    check = fp16_outputs
+    if any(p.key == METADATA_KEY for p in model.metadata_props):  # written by `yolo patch`: its outputs too
+        from ..yolo.verify import fp16_detections as check
+    write_checked(args, model, half, check, out)
     return 0

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
-from ._common import add_model_io, load, log, output_path, save
+from ._common import add_model_io, add_verify_options, load, log, output_path, write_checked
 
 FAMILIES = ("yolov5", "yolov8", "yolo-end2end", "rtdetr")
 MIN_CHECKED = 10  # fewer detections per image than this on random images: also check at a lower threshold
@@ -32,11 +30,7 @@ def add_parser(sub):
     pa.add_argument("--topk", type=int, help="yolov8: candidates given to NMS, the best by score "
                                              "(default 5 x max-detections, at most 3840)")
     pa.add_argument("--agnostic", action="store_true", help="yolov8: class-agnostic NMS")
-    pa.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
-                    help="check the result against the original in onnxruntime before writing it (default: on "
-                         "when onnxruntime is installed)")
-    pa.add_argument("--shapes", metavar="NAME:DxD", help="input shape for the check, e.g. images:1x3x640x640")
-    pa.add_argument("--inputs", metavar="FILE.npz", help="input values for the check (default: random images)")
+    add_verify_options(pa)
     v5 = pa.add_argument_group("yolov5 (YoloLayer_TRT plugin)")
     v5.add_argument("--score-mode", choices=["obj*cls", "obj"], default="obj*cls",
                     help="score = objectness * best class prob (default) or objectness only (legacy)")
@@ -94,15 +88,15 @@ def _patch(args):
         family = head.family
     if family != "yolov5" and v5_flags:
         raise TrtDeployError(f"{', '.join(v5_flags)} apply to yolov5 heads; this one is {head.label}")
-    verify = _want_verify(args.verify)
     if family == "yolov5":
         patched = _patch_yolov5(args, model, head.yolov5 if head else None)
-        _checker(patched, full=False)  # the plugin op has no schema for the full check
-        if verify:
+
+        def check(original, new, _probe):
             from ..yolo.verify import check_shapes, verify_patch
 
-            shapes = shapes if feeds is not None else check_shapes(model, shapes, log)
-            _report_v5(verify_patch(model, patched, feeds=feeds, shapes=shapes))
+            r = verify_patch(original, new, feeds=feeds, shapes=shapes if feeds is not None else
+                             check_shapes(original, shapes, log))
+            return {"checks": [{"check": _v5_line(r)}]}
     else:
         from ..yolo.postprocess import patch_detections
 
@@ -110,42 +104,11 @@ def _patch(args):
                   max_detections=args.max_detections, topk=args.topk, agnostic=args.agnostic)
         patched, opts = _with_advice(lambda: patch_detections(model, head, **kw))
         log.info("post-processing: %s", ", ".join(f"{k} {v}" for k, v in opts.items() if k != "family"))
-        _checker(patched, full=True)
-        if verify:
-            _check_detections(model, patched, head, kw, feeds, shapes)
-    save(patched, out)
+
+        def check(original, new, _probe):
+            return _check_detections(original, new, head, kw, feeds, shapes)
+    write_checked(args, model, patched, check, out)
     return 0
-
-
-def _checker(model, full: bool) -> None:
-    import onnx
-
-    from ..errors import TrtDeployError
-
-    if model.ByteSize() > 2**31 - (64 << 20):
-        log.warning("onnx.checker skipped: the model is over 2 GB")
-        return
-    try:
-        onnx.checker.check_model(model, full_check=full)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise TrtDeployError("the patched model fails onnx.checker (a trtdeploy bug; please report it with the "
-                             f"model): {str(exc).splitlines()[0]}") from None
-
-
-def _want_verify(flag) -> bool:
-    if flag is False:
-        log.warning("not verified (--no-verify): only onnx.checker ran")
-        return False
-    import importlib.util
-
-    if importlib.util.find_spec("onnxruntime") is None:
-        if flag:
-            from ..errors import require
-
-            require("onnxruntime", "ort")
-        log.warning("not verified: onnxruntime is not installed, only onnx.checker ran (pip install onnxruntime)")
-        return False
-    return True
 
 
 def _with_advice(fn):
@@ -182,39 +145,42 @@ def _patch_yolov5(args, model, head):
                  max_output_boxes=args.max_output_boxes, head=head)
 
 
-def _check_detections(model, patched, head, kw, feeds, shapes):
-    """The written model against the reference; when random images leave it few detections, the
-    same post-processing at a lower threshold too (so that NMS and the gathers are exercised)."""
+def _check_detections(model, patched, head, kw, feeds, shapes) -> dict:
+    """The written model against the reference (a write_checked report); when random images leave it
+    few detections, the same post-processing at a lower threshold too (so that NMS and the gathers
+    are exercised)."""
     from ..yolo.postprocess import patch_detections
     from ..yolo.verify import verify_detections
 
     report = verify_detections(model, patched, feeds=feeds, shapes=shapes, log=log)
-    _report(report)
+    checks = [{"check": _detections_line(c)} for c in report["checks"]]
+    notes = []
     probe = report.get("probe_threshold")
     if feeds is None and min(report["detections"]) < MIN_CHECKED and probe is not None \
             and probe < kw["score_threshold"]:
         low, _ = patch_detections(model, head, **{**kw, "score_threshold": probe})
         r = verify_detections(model, low, feeds=feeds, shapes=shapes)
-        log.info("random images leave %s detections per image above %g; the same post-processing at score "
-                 "threshold %.4g gave %s and matched the reference too", report["detections"], kw["score_threshold"],
-                 probe, r["detections"])
+        notes.append(f"random images leave {report['detections']} detections per image above "
+                     f"{kw['score_threshold']:g}; the same post-processing at score threshold {probe:.4g} gave "
+                     f"{r['detections']} and matched the reference too")
+    return {"checks": checks, "notes": notes}
 
 
-def _report(r):
-    for c in r["checks"]:
-        extra = ""
-        if c["near_ties"]:
-            extra += f", {c['near_ties']} near-tie(s) decided as the model did"
-        if c["topk_bounded"]:
-            extra += f", {c['topk_bounded']} image(s) with more candidates than --topk"
-        log.info("verified %s: detections %s (reference %s), max box diff %.3g px, max score diff %.3g%s",
-                 c["check"], c["detections"], c["reference"], c["max_box_diff_px"], c["max_score_diff"], extra)
+def _detections_line(c) -> str:
+    extra = ""
+    if c["near_ties"]:
+        extra += f", {c['near_ties']} near-tie(s) decided as the model did"
+    if c["topk_bounded"]:
+        extra += f", {c['topk_bounded']} image(s) with more candidates than --topk"
+    return (f"{c['check']} against the reference: detections {c['detections']} (reference {c['reference']}), "
+            f"max box diff {c['max_box_diff_px']:.3g} px, max score diff {c['max_score_diff']:.3g}{extra}")
 
 
-def _report_v5(r):
-    log.info("verified %d image(s) x %d anchors: max box diff %.3g px, max score diff %.3g, %d class mismatches, "
-             "detections %s (original %s)", r["images"], r["anchors_per_image"], r["max_box_abs_diff_px"],
-             r["max_score_abs_diff"], r["class_mismatches"], r["detections_plugin"], r["detections_original"])
+def _v5_line(r) -> str:
+    return (f"{r['images']} image(s) x {r['anchors_per_image']} anchors decoded as the plugin does, against the "
+            f"original: max box diff {r['max_box_abs_diff_px']:.3g} px, max score diff {r['max_score_abs_diff']:.3g}, "
+            f"{r['class_mismatches']} class mismatches, detections {r['detections_plugin']} (original "
+            f"{r['detections_original']})")
 
 
 def _verify(args):

@@ -13,7 +13,7 @@ import onnx
 from onnx import TensorProto as TP
 from onnx import helper
 
-from .._graph import NameGen, copy_model, outer_references, subgraphs
+from .._graph import NameGen, copy_model, prune
 from ..errors import TrtDeployError
 from ._ops import Emitter
 from .head import YoloHead, find_head
@@ -87,7 +87,7 @@ def patch(model: onnx.ModelProto, score_threshold: float = 0.25, score_mode: int
     g.ClearField("output")
     g.output.extend(outputs)
     g.ClearField("value_info")
-    _prune(g)
+    prune(g)
     if not any(o.domain == PLUGIN_DOMAIN for o in m.opset_import):
         m.opset_import.append(helper.make_opsetid(PLUGIN_DOMAIN, 1))
     return m
@@ -129,28 +129,6 @@ def nms_subgraph(det: list[str], e: Emitter, score_threshold: float, iou_thresho
             helper.make_tensor_value_info(outs[3], TP.INT32, ["kept"])]
 
 
-def _prune(g: onnx.GraphProto) -> None:
-    """Drop nodes and initializers that no graph output needs any more (the old decode)."""
-    needed = {o.name for o in g.output}
-    keep = []
-    for node in reversed(list(g.node)):
-        if any(o in needed for o in node.output):
-            keep.append(node)
-            needed.update(x for x in node.input if x)
-            for sub in subgraphs(node):
-                needed |= outer_references(sub)
-    keep.reverse()
-    g.ClearField("node")
-    g.node.extend(keep)
-    inits = [t for t in g.initializer if t.name in needed]
-    g.ClearField("initializer")
-    g.initializer.extend(inits)
-    kept = [i for i in g.input if i.name in needed]
-    if len(kept) != len(g.input):
-        g.ClearField("input")
-        g.input.extend(kept)
-
-
 def trunk(patched: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.NodeProto]:
     """The patched model without its plugin (and NMS): outputs are the plugin's inputs, so
     onnxruntime can run it. Returns (trunk model, the YoloLayer_TRT node)."""
@@ -167,7 +145,7 @@ def trunk(patched: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.NodeProto]:
     g.ClearField("output")
     for x in node.input:
         g.output.append(helper.make_tensor_value_info(x, types.get(x, (TP.FLOAT, None))[0] or TP.FLOAT, None))
-    _prune(g)
+    prune(g)
     m.ClearField("opset_import")
     m.opset_import.extend([o for o in patched.opset_import if o.domain != PLUGIN_DOMAIN])
     return m, node

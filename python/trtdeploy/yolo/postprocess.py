@@ -32,7 +32,7 @@ import onnx
 from onnx import TensorProto as TP
 from onnx import helper
 
-from .._graph import copy_model, dims_of
+from .._graph import copy_model, dims_of, prune
 from ..errors import TrtDeployError
 from ._ops import Emitter
 from .families import DETECTION_OUTPUTS, METADATA_KEY, Head
@@ -86,8 +86,6 @@ def append_postprocess(model: onnx.ModelProto, head: Head, opts: dict) -> onnx.M
         scores, boxes, classes = _end2end_candidates(e, head, in_dims)
     outputs = _fixed_rows(e, scores, boxes, classes, thr, opts["max_detections"], _rows_known(head, opts))
     e.commit()
-    from .patch import _prune
-
     g = m.graph
     batch = in_dims[0] if isinstance(in_dims[0], str) else "batch"
     d = opts["max_detections"]
@@ -98,7 +96,7 @@ def append_postprocess(model: onnx.ModelProto, head: Head, opts: dict) -> onnx.M
         _rename_output(g, inner, name)
         g.output.append(helper.make_tensor_value_info(name, *shapes[name]))
     g.ClearField("value_info")
-    _prune(g)
+    prune(g)
     meta = m.metadata_props.add()
     meta.key, meta.value = METADATA_KEY, json.dumps({**opts, "head_output": head.output, "boxes": head.boxes,
                                                      "label": head.label})

@@ -294,3 +294,21 @@ def verify_postprocess(patched: onnx.ModelProto, feeds: dict | None = None, shap
                                f"batch {f[image].shape[0]}", tol))
     return {"family": opts["label"], "checks": checks, "ok": True,
             "detections": [n for c in checks for n in c["detections"]]}
+
+
+def fp16_detections(original: onnx.ModelProto, new: onnx.ModelProto, probe) -> dict:
+    """The float16 check of a model `yolo patch` wrote (a write_checked check for `trtdeploy fp16`):
+    verify.fp16_outputs (the head within what float16 rounding explains, compared where the
+    post-processing starts selecting) and the converted post-processing against the reference on the
+    converted model's own head output (verify_postprocess, FLOAT16 tolerances)."""
+    from .._graph import data_inputs
+    from ..verify import fp16_outputs
+
+    report = fp16_outputs(original, new, probe)
+    image = data_inputs(new.graph)[0].name
+    post = verify_postprocess(new, shapes={image: probe.shapes_at(0)[image]}, tol=FLOAT16, seed=probe.seed)
+    report["checks"] += [{"check": f"float16 post-processing, {c['check']}: detections {c['detections']} = the "
+                                   f"reference on the model's own float16 head, max box diff "
+                                   f"{c['max_box_diff_px']:.3g} px, max score diff {c['max_score_diff']:.3g}"}
+                         for c in post["checks"]]
+    return report

@@ -1,0 +1,284 @@
+"""The one check every model-writing command runs on what it wrote, before the atomic rename.
+
+1. ``checker``: onnx.checker on the written file (the full check, with strict shape inference, when
+   every op is an ONNX op). A failure the input model has too is reported, not held against the output.
+2. A promise, compared in onnxruntime on the same inputs (``Probe``: --inputs values, --shapes, else
+   sizes guessed for dynamic dims and named in the report). Each command says what it keeps; the
+   comparing is done here, once:
+   - ``same_outputs``: every output of the original, same shape and values (after a declared cast),
+     at the original sizes and, for dynamic dims, at two other sizes (remove-node, insert-cast,
+     simplify, expose);
+   - ``fp16_outputs``: within what rounding to float16 explains: the float32 model run with its
+     weights, inputs and every activation rounded to float16 is the yardstick (fp16);
+   - ``dynamic_outputs``: at several batch sizes, each sample against the original run on it alone;
+     other new dynamic dims only run (dynamic, verify);
+   - ``same_names``: a rename, structurally, from the names the wire reader lists (rename).
+A check is a function (original, new, probe) -> report dict that raises TrtDeployError naming the
+first output that differs and by how much; cli/_common.write_checked runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import TrtDeployError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+log = logging.getLogger("trtdeploy.verify")
+
+# onnx, numpy and onnxruntime are imported by the checks that use them: the rename fast path's
+# structural check (same_names) stays as light as the rename itself.
+Check = Callable[["onnx.ModelProto", "onnx.ModelProto", "Probe"], dict]
+
+_ONNX_DOMAINS = {"", "ai.onnx", "ai.onnx.ml"}
+
+
+class CannotRun(TrtDeployError):
+    """onnxruntime cannot load the input model (custom/plugin ops): there is nothing to compare with.
+    write_checked reports that only onnx.checker ran."""
+
+
+def _sessions(original, new):
+    from ..runtime import session
+
+    try:
+        sess_o = session(original)
+    except TrtDeployError as exc:
+        raise CannotRun(f"onnxruntime cannot run the input model either ({exc})") from None
+    return sess_o, session(new)
+
+
+# ---- 1. onnx.checker ----------------------------------------------------------------------------------
+
+def full_check_allowed(model: onnx.ModelProto) -> bool:
+    """Strict shape inference can judge the model: every node is an ONNX op (no plugin domains)."""
+    from .._graph import model_graphs
+
+    return all(n.domain in _ONNX_DOMAINS for g in model_graphs(model) for n in g.node) and not model.functions
+
+
+def _checker_error(path, full: bool) -> str | None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=full)
+    except Exception as exc:  # ValidationError, InferenceError, ...
+        text = str(exc).strip().splitlines()
+        return text[0] if text else type(exc).__name__
+    return None
+
+
+def checker(path, model: onnx.ModelProto, original_path=None) -> str:
+    """onnx.checker on the file at ``path`` (``model`` is its content, to choose the full check).
+    Raises TrtDeployError when it fails and the input (``original_path``) does not; returns a note."""
+    full = full_check_allowed(model)
+    err = _checker_error(path, full)
+    what = "onnx.checker (full)" if full else "onnx.checker (plugin ops: without shape inference)"
+    if err is None:
+        return f"{what}: ok"
+    before = _checker_error(original_path, full) if original_path is not None else None
+    if original_path is not None and before is not None:
+        return f"{what}: the input model fails it already ({before}); not held against the output"
+    raise TrtDeployError(f"the written model fails {what}: {err}")
+
+
+# ---- 2. what the check runs on ------------------------------------------------------------------------
+
+class Probe:
+    """The inputs of the check: user values (--inputs), shapes (--shapes), else the model's static dims,
+    with each dynamic dim left over guessed (1 on axis 0, runtime.GUESSED_SIZE elsewhere) and named
+    in ``guesses``. ``feeds(k)``: k=0 the base inputs; k=1, 2 random inputs with every dynamic dim at
+    another size (v + k * the largest power of two dividing v: strides still divide it); the given
+    values of inputs without dynamic dims (a sample rate) are kept at every size."""
+
+    def __init__(self, model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None,
+                 values: dict[str, np.ndarray] | None = None, seed: int = 0):
+        from .._graph import data_inputs, dims_of
+        from ..runtime import input_shapes
+
+        self.model, self.values, self.seed = model, dict(values or {}), seed
+        given = {k: list(v.shape) for k, v in self.values.items()}
+        for name, dims in (shapes or {}).items():
+            if name in given and given[name] != list(dims):
+                raise TrtDeployError(f"--shapes {name}:{'x'.join(map(str, dims))} contradicts --inputs, where "
+                                     f"'{name}' is {'x'.join(map(str, given[name]))}")
+            given[name] = list(dims)
+        self.guesses: list[str] = []
+        self.shapes = input_shapes(model, given, guesses=self.guesses)
+        self.dynamic: dict[tuple[str, int], str] = {}  # (input, axis) -> symbol (or a unique key)
+        for vi in data_inputs(model.graph):
+            for axis, d in enumerate(dims_of(vi) or []):
+                if not isinstance(d, int):
+                    self.dynamic[(vi.name, axis)] = d if isinstance(d, str) and d else f"{vi.name}[{axis}]"
+
+    def shapes_at(self, k: int = 0) -> dict[str, list[int]]:
+        out = {n: list(d) for n, d in self.shapes.items()}
+        if k:
+            for (name, axis) in self.dynamic:
+                v = self.shapes[name][axis]
+                out[name][axis] = v + k * (v & -v) if v > 0 else k
+        return out
+
+    def feeds(self, k: int = 0) -> dict[str, np.ndarray]:
+        from ..runtime import random_inputs
+
+        feeds = random_inputs(self.model, self.shapes_at(k), seed=self.seed + k)
+        fixed = {name for name in self.values if k and any(n == name for n, _ in self.dynamic)}
+        feeds.update({name: v for name, v in self.values.items() if name not in fixed})  # a sample rate stays
+        return feeds
+
+    def where(self, k: int = 0) -> str:
+        text = ", ".join(f"{n}:{'x'.join(map(str, d))}" if d else f"{n}:scalar" for n, d in self.shapes_at(k).items())
+        return f"at {text}" + (" (random)" if not self.values else " (random where resized)" if k else "")
+
+    def note(self) -> str | None:
+        if not self.guesses:
+            return None
+        return (f"sizes guessed for dynamic dims (give --shapes or --inputs for others): {', '.join(self.guesses)}")
+
+
+def _cast_feeds(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Feeds for a model whose inputs may have another dtype (a declared cast of a graph input)."""
+    import numpy as np
+
+    from .._graph import data_inputs
+    from ..runtime import _NP
+
+    out = dict(feeds)
+    for vi in data_inputs(model.graph):
+        dt = _NP.get(vi.type.tensor_type.elem_type)
+        if vi.name in out and dt is not None and out[vi.name].dtype != np.dtype(dt):
+            out[vi.name] = out[vi.name].astype(dt)
+    return out
+
+
+def _run_original(sess, feeds, probe: Probe, k: int):
+    """The original's outputs, or None at another size it does not support; at the base inputs its
+    failure means the inputs are wrong, which is the user's to fix."""
+    from ..runtime import run
+
+    try:
+        return run(sess, feeds)
+    except TrtDeployError as exc:
+        if k:
+            return None
+        hint = f"; {probe.note()}" if probe.guesses else ""
+        raise TrtDeployError(f"cannot check: the original model does not run {probe.where(0)} ({exc}){hint}; give "
+                             "--shapes NAME:DIMS or --inputs FILE.npz, or skip the check with --no-verify") from None
+
+
+# ---- 3. comparing ---------------------------------------------------------------------------------------
+
+_TOL = {"float32": (1e-3, 1e-4), "float16": (1e-2, 1e-3)}  # (rtol, atol as a fraction of the output's range)
+
+
+def _compare(name: str, got: np.ndarray, ref: np.ndarray, where: str, tolerance: str = "float32") -> float:
+    """got against ref (cast to got's dtype when the command declared a cast). Returns the max abs diff."""
+    import numpy as np
+
+    if got.shape != ref.shape:
+        raise TrtDeployError(f"output '{name}' has shape {list(got.shape)}, the original's is {list(ref.shape)} "
+                             f"({where})")
+    if got.dtype != ref.dtype:
+        ref = ref.astype(got.dtype)  # the declared cast
+    if not ref.size:
+        return 0.0
+    if got.dtype.kind not in "fc":
+        bad = int((got != ref).sum())
+        if bad:
+            raise TrtDeployError(f"output '{name}' differs from the original's in {bad} of {ref.size} elements ({where})")
+        return 0.0
+    r64, g64 = ref.astype(np.float64), got.astype(np.float64)
+    finite = np.isfinite(r64)
+    if (np.isnan(r64) != np.isnan(g64)).any() or (~finite & (r64 != g64) & ~np.isnan(r64)).any():
+        raise TrtDeployError(f"output '{name}' has NaN/inf where the original's has other values ({where})")
+    diff = np.where(finite, np.abs(g64 - r64), 0.0)
+    scale = float(np.abs(r64[finite]).max(initial=0.0))
+    rtol, atol = _TOL[tolerance]
+    over = diff - (atol * scale + rtol * np.abs(np.where(finite, r64, 0.0)) + 1e-12)
+    worst = float(diff.max())
+    if (over > 0).any():
+        raise TrtDeployError(f"output '{name}' differs from the original's: max abs diff {worst:.3g} (range "
+                             f"{scale:.3g}; tolerance {rtol:g} relative + {atol:g} of the range) {where}")
+    return worst
+
+
+def same_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe, tolerance: str = "float32") -> dict:
+    """Every output of the original, with the same shape and values in the new model (extra outputs of
+    the new model are not compared), at the probe's base inputs and, when the model has dynamic dims,
+    at two other sizes (a size the original itself does not run at is skipped and said so)."""
+    from ..runtime import run
+
+    sess_o, sess_n = _sessions(original, new)
+    names = [o.name for o in original.graph.output]
+    missing = [n for n in names if n not in {o.name for o in new.graph.output}]
+    if missing:
+        raise TrtDeployError(f"the new model has no output {', '.join(repr(m) for m in missing)}")
+    checks, notes, declared_noted = [], [], set()
+    for k in ([0, 1, 2] if probe.dynamic else [0]):
+        feeds = probe.feeds(k)
+        want = _run_original(sess_o, feeds, probe, k)
+        if want is None:
+            notes.append(f"not compared {probe.where(k)}: the original model does not run there")
+            continue
+        got = run(sess_n, _cast_feeds(new, feeds), names)
+        worst = max((_compare(n, got[n], want[n], probe.where(k), tolerance) for n in names), default=0.0)
+        checks.append({"check": f"same outputs {probe.where(k)}", "max_abs_diff": worst})
+        if k == 0 and _constant_outputs(want):
+            notes.append(_constant_outputs(want))
+        for n in names:
+            note = _declared_shape(n, new, got[n], original, want[n], probe.where(k))
+            if note and n not in declared_noted:
+                declared_noted.add(n)
+                notes.append(note)
+    return _report(checks, notes, probe)
+
+
+def _declared_shape(name, new, got, original, want, where) -> str | None:
+    """A graph output's declared dims against the shape it has when run: a contradiction the input
+    model has too is a note; one the command introduced is an error."""
+    from .._graph import dims_of
+
+    def contradicts(model, arr):
+        vi = next((o for o in model.graph.output if o.name == name), None)
+        dims = dims_of(vi) if vi is not None else None
+        if dims is None:
+            return None
+        if len(dims) != arr.ndim or any(isinstance(d, int) and d != s for d, s in zip(dims, arr.shape)):
+            return dims
+        return None
+
+    bad = contradicts(new, got)
+    if bad is None:
+        return None
+    shown = "[" + ", ".join("?" if d is None else str(d) for d in bad) + "]"
+    if contradicts(original, want) is not None:
+        return f"output '{name}' is declared {shown} but has shape {list(got.shape)} {where}, as in the input model"
+    raise TrtDeployError(f"output '{name}' is declared {shown} but has shape {list(got.shape)} {where}")
+
+
+def _constant_outputs(outputs: dict) -> str | None:
+    """Float outputs that are one value everywhere on the check inputs (a detector seeing no object
+    in random noise): comparing them says little; real inputs would."""
+    same = [n for n, v in outputs.items() if v.dtype.kind == "f" and v.size > 1 and (v == v.flat[0]).all()]
+    if not same:
+        return None
+    return (f"output {', '.join(repr(n) for n in same)} is constant on the check inputs, so comparing it says "
+            "little; pass real inputs with --inputs FILE.npz")
+
+
+def _report(checks: list[dict], notes: list[str], probe: Probe | None) -> dict:
+    if probe is not None and probe.note():
+        notes = [probe.note()] + notes
+    return {"ok": True, "checks": checks, "notes": notes}
+
+
+# the promises, one module each (imported here: `from trtdeploy.verify import fp16_outputs` and friends)
+from .dynamic import dynamic_outputs, verify_dynamic  # noqa: E402,F401
+from .fp16 import fp16_outputs, round_to_fp16, verify_fp16  # noqa: E402,F401
+from .names import same_names  # noqa: E402,F401
