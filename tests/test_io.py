@@ -11,7 +11,7 @@ from conftest import fixture_path, load_fixture, run_cli
 
 from trtdeploy import TrtDeployError
 from trtdeploy.io import Staging, load, save
-from trtdeploy.runtime import parse_shapes
+from trtdeploy.ort import parse_shapes
 
 MODEL_COMMANDS = [
     ("inspect",), ("fp16", "-o", "{out}"), ("dynamic", "-o", "{out}"), ("simplify", "-o", "{out}"),

@@ -12,7 +12,7 @@ from onnx import helper
 from trtdeploy import TrtDeployError
 from trtdeploy.yolo.decode import decode_cpu
 from trtdeploy.yolo.head import find_head
-from trtdeploy.yolo.patch import nms_subgraph, patch, trunk
+from trtdeploy.yolo.patch import nms_subgraph, patch
 from trtdeploy.yolo.verify import plugin_params, verify_patch
 
 P5 = [10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119, 116, 90, 156, 198, 373, 326]

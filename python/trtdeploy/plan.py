@@ -17,7 +17,7 @@ import onnx
 
 from ._graph import data_inputs, dims_of
 from .errors import TrtDeployError
-from .runtime import parse_shapes
+from .ort import parse_shapes
 
 KINDS = ("min", "opt", "max")
 YOLO_OP = "YoloLayer_TRT"
@@ -68,7 +68,7 @@ def parse_batch(text: str, flag: str = "--batch") -> tuple[int, int, int]:
 
 
 def parse_shape_flag(flag: str, text: str) -> dict[str, list[int]]:
-    """One --min/opt/max-shapes value: NAME:DxDxD[,NAME:DxDxD] (runtime.parse_shapes, named after the flag)."""
+    """One --min/opt/max-shapes value: NAME:DxDxD[,NAME:DxDxD] (ort.parse_shapes, named after the flag)."""
     if not text.strip():
         raise TrtDeployError(f"{flag} is empty; expected NAME:DxDxD, e.g. images:1x3x640x640")
     return parse_shapes(text, flag)

@@ -58,7 +58,7 @@ def save(model, path):
 
 def probe(args, model):
     """The inputs of the check, from --shapes/--inputs (errors in them surface before any writing)."""
-    from ..runtime import load_inputs, parse_shapes
+    from ..ort import load_inputs, parse_shapes
     from ..verify import Probe
 
     values = load_inputs(args.inputs, model) if getattr(args, "inputs", None) else None
@@ -95,11 +95,11 @@ def write_checked(args, original, new, check, out=None) -> dict | None:
     input values; ``probe.note()``: the sizes it had to guess); it returns a report
     ``{"checks": [{"check": text, "max_abs_diff": x}], "notes": [text]}`` or raises TrtDeployError
     naming what differs and by how much (verify.CannotRun: nothing to compare with, only noted)."""
-    from .. import io, runtime, verify
+    from .. import io, ort, verify
 
     out = out or output_path(args)
     verify_on = getattr(args, "verify", True) is not False
-    pr = probe(args, original) if verify_on and check is not None and runtime.available() else None
+    pr = probe(args, original) if verify_on and check is not None and ort.available() else None
     result: dict = {}
 
     def before_commit(staged):

@@ -46,14 +46,14 @@ def run(args):
         write_checked(args, model, exposed_model, same_outputs, out)
     if args.no_run:
         return 0
-    from .. import runtime
+    from .. import ort
     from ._common import probe
 
     pr = probe(args, model)
     if pr.note():
         log.info("note: %s", pr.note())
     feeds = pr.feeds()
-    values = runtime.run(runtime.session(exposed_model), feeds, names)
+    values = ort.run(ort.session(exposed_model), feeds, names)
     width = max(len(n) for n in names)
     for name in names:
         v = values[name]

@@ -17,7 +17,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..runtime import parse_shapes
+    from ..ort import parse_shapes
     from ..surgery.simplify import simplify
     from ..verify import same_outputs
 

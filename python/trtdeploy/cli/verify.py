@@ -21,7 +21,7 @@ def run(args):
     import json
 
     from ..errors import TrtDeployError
-    from ..runtime import load_inputs, parse_shapes
+    from ..ort import load_inputs, parse_shapes
     from ..verify import verify_dynamic
 
     try:

@@ -69,7 +69,7 @@ def _feeds(path):
 
 def _patch(args):
     from ..errors import TrtDeployError
-    from ..runtime import parse_shapes
+    from ..ort import parse_shapes
     from ..yolo.families import detect
 
     out = output_path(args)
@@ -186,7 +186,7 @@ def _v5_line(r) -> str:
 def _verify(args):
     import json
 
-    from ..runtime import parse_shapes
+    from ..ort import parse_shapes
     from ..yolo.verify import verify
 
     r = verify(load(args.original), load(args.patched), feeds=_feeds(args.inputs), shapes=parse_shapes(args.shapes))

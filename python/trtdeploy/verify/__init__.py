@@ -44,7 +44,7 @@ class CannotRun(TrtDeployError):
 
 
 def _sessions(original, new):
-    from ..runtime import session
+    from ..ort import session
 
     try:
         sess_o = session(original)
@@ -91,7 +91,7 @@ def checker(path, model: onnx.ModelProto, original_path=None) -> str:
 
 class Probe:
     """The inputs of the check: user values (--inputs), shapes (--shapes), else the model's static dims,
-    with each dynamic dim left over guessed (1 on axis 0, runtime.GUESSED_SIZE elsewhere) and named
+    with each dynamic dim left over guessed (1 on axis 0, ort.GUESSED_SIZE elsewhere) and named
     in ``guesses``. ``feeds(k)``: k=0 the base inputs; k=1, 2 random inputs with every dynamic dim at
     another size (v + k * the largest power of two dividing v: strides still divide it); the given
     values of inputs without dynamic dims (a sample rate) are kept at every size."""
@@ -99,7 +99,7 @@ class Probe:
     def __init__(self, model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None,
                  values: dict[str, np.ndarray] | None = None, seed: int = 0):
         from .._graph import data_inputs, dims_of
-        from ..runtime import input_shapes
+        from ..ort import input_shapes
 
         self.model, self.values, self.seed = model, dict(values or {}), seed
         given = {k: list(v.shape) for k, v in self.values.items()}
@@ -125,7 +125,7 @@ class Probe:
         return out
 
     def feeds(self, k: int = 0) -> dict[str, np.ndarray]:
-        from ..runtime import random_inputs
+        from ..ort import random_inputs
 
         feeds = random_inputs(self.model, self.shapes_at(k), seed=self.seed + k)
         fixed = {name for name in self.values if k and any(n == name for n, _ in self.dynamic)}
@@ -147,7 +147,7 @@ def _cast_feeds(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[st
     import numpy as np
 
     from .._graph import data_inputs
-    from ..runtime import _NP
+    from ..ort import _NP
 
     out = dict(feeds)
     for vi in data_inputs(model.graph):
@@ -160,7 +160,7 @@ def _cast_feeds(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[st
 def _run_original(sess, feeds, probe: Probe, k: int):
     """The original's outputs, or None at another size it does not support; at the base inputs its
     failure means the inputs are wrong, which is the user's to fix."""
-    from ..runtime import run
+    from ..ort import run
 
     try:
         return run(sess, feeds)
@@ -212,7 +212,7 @@ def same_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe, 
     """Every output of the original, with the same shape and values in the new model (extra outputs of
     the new model are not compared), at the probe's base inputs and, when the model has dynamic dims,
     at two other sizes (a size the original itself does not run at is skipped and said so)."""
-    from ..runtime import run
+    from ..ort import run
 
     sess_o, sess_n = _sessions(original, new)
     names = [o.name for o in original.graph.output]

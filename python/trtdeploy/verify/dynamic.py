@@ -46,7 +46,7 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
     import numpy as np
 
     from .._graph import data_inputs, dims_of
-    from ..runtime import random_inputs, run
+    from ..ort import random_inputs, run
 
     syms = _symbols(original, dynamic)
     if not syms:

@@ -76,7 +76,7 @@ def fp16_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe) 
     a TopK keeps and their order may legitimately change, and onnxruntime cannot run a plugin."""
     import numpy as np
 
-    from ..runtime import run, session
+    from ..ort import run, session
 
     compared, followers = compared_tensors(original)
     notes = []

@@ -8,7 +8,7 @@ import onnx
 from onnx import helper
 
 from ..errors import TrtDeployError
-from ..runtime import input_shapes, random_inputs, run, session
+from ..ort import input_shapes, random_inputs, run, session
 from .patch import trunk
 
 
