@@ -156,23 +156,28 @@ def test_simplify_tolerates_plugin_ops(tmp_path):
     assert s.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
-def test_readme_example_command(tmp_path):
-    """The README's 'run the main job' command, minus its pip install, run for real."""
+def test_readme_example_commands(tmp_path):
+    """The README's 'run the main job' command (minus its pip install) and the YOLOv5 command after it,
+    run for real. The main job needs no TensorRT headers; the YOLOv5 plan needs the plugin library."""
     text = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- example-command -->\s*```\w*\n(.*?)```", text, re.S).group(1)
-    command = " ".join(line.rstrip("\\").strip() for line in block.strip().splitlines())
-    steps = [s.strip() for s in command.split("&&")]
-    assert steps[0].startswith("pip install")
+    section = text[text.index("<!-- example-command -->"):text.index("## Run the tests")]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
     from trtdeploy._info import plugin_libraries
 
-    for step in steps[1:]:
-        argv = shlex.split(step)
-        assert argv[0] == "trtdeploy"
-        proc = run_cli(*[a if not a.startswith("tests/") else str(ROOT / a) for a in argv[1:]], cwd=tmp_path)
-        if argv[1] == "build" and not plugin_libraries():  # installed without TensorRT headers: the plan
-            assert proc.returncode == 1 and "installed without it" in proc.stderr  # cannot build, and says so
-            continue
-        assert proc.returncode == 0, proc.stderr
+    for i, block in enumerate(blocks):
+        command = " ".join(line.rstrip("\\").strip() for line in block.strip().splitlines())
+        steps = [s.strip() for s in command.split("&&")]
+        if i == 0:
+            assert steps.pop(0).startswith("pip install")
+        for step in steps:
+            argv = shlex.split(step)
+            assert argv[0] == "trtdeploy"
+            proc = run_cli(*[a if not a.startswith("tests/") else str(ROOT / a) for a in argv[1:]], cwd=tmp_path)
+            if i == 1 and argv[1] == "build" and not plugin_libraries():  # installed without TensorRT headers:
+                assert proc.returncode == 1 and "installed without it" in proc.stderr  # the plan cannot build
+                continue
+            assert proc.returncode == 0, proc.stderr
 
 
 def test_external_data_models_round_trip(tmp_path):
