@@ -27,7 +27,7 @@ constexpr AttrSpec kAttributes[] = {
     {"prenms_score_threshold", AttrType::kFloat, false, 0.25, "keep detections with score > threshold"},
     {"score_mode", AttrType::kInt, false, 0, "0: score = obj * max class prob; 1: score = obj (legacy)"},
     {"max_detections", AttrType::kInt, false, 0,
-     "rows of the boxes/scores/classes outputs; 0 = every anchor (nothing can be dropped)"},
+     "rows per image: the N highest-scoring detections (ties by anchor order), in anchor order; 0 = every anchor"},
 };
 constexpr int kNumAttributes = sizeof(kAttributes) / sizeof(kAttributes[0]);
 

@@ -26,7 +26,8 @@ def add_parser(sub):
     pa.add_argument("--iou-threshold", type=float, default=0.45,
                     help="NMS IoU threshold (0.45; ultralytics' predict uses 0.7)")
     pa.add_argument("--max-detections", type=int,
-                    help="rows per image (default: 300, or the K of a [B, K, 6] head; yolov5: every anchor)")
+                    help="rows per image, the highest-scoring (default: 300, or the K of a [B, K, 6] head; "
+                         "yolov5: every anchor)")
     pa.add_argument("--topk", type=int, help="yolov8: candidates given to NMS, the best by score "
                                              "(default 5 x max-detections, at most 3840)")
     pa.add_argument("--agnostic", action="store_true", help="yolov8: class-agnostic NMS")
