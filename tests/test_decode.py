@@ -86,17 +86,22 @@ def test_max_detections_keeps_the_best_not_the_first():
         assert not np.array_equal(got[2][:, :max_det], first_k[2][:, :max_det])
 
 
-def test_ties_are_broken_by_anchor_order():
-    """Saturated fp16 sigmoids: many scores exactly 1.0, more than max_detections of them."""
-    shapes = [(2, 3 * 7, 8, 8), (2, 3 * 7, 4, 4)]
-    rng = np.random.default_rng(7)
+def _saturated_levels(shapes, seed: int = 7) -> list[np.ndarray]:
+    """fp16 levels of 3 anchors x 2 classes where 30% of the anchors saturate: objectness 1.0 and both
+    classes 1.0 (class 0, the first maximum, wins): many scores exactly 1.0."""
+    rng = np.random.default_rng(seed)
     lv = [rng.uniform(0.3, 0.9, s).astype(np.float16) for s in shapes]
     for x in lv:
         sat = rng.random((x.shape[0], 3, x.shape[2], x.shape[3])) < 0.3
         for a in range(3):
-            x[:, a * 7 + 4][sat[:, a]] = 1.0  # obj
-            x[:, a * 7 + 5][sat[:, a]] = 1.0  # class 0
-            x[:, a * 7 + 6][sat[:, a]] = 1.0  # class 1 == class 0: class 0 (the first maximum) wins
+            for k in (4, 5, 6):  # obj, class 0, class 1
+                x[:, a * 7 + k][sat[:, a]] = 1.0
+    return lv
+
+
+def test_ties_are_broken_by_anchor_order():
+    """Saturated fp16 sigmoids: many scores exactly 1.0, more than max_detections of them."""
+    lv = _saturated_levels([(2, 3 * 7, 8, 8), (2, 3 * 7, 4, 4)])
     anchors = [10, 10, 20, 20, 30, 30, 40, 40, 50, 50, 60, 60]
     full = decode_numpy(lv, anchors, 16, 2, 0.25, 0, 0)
     n_ones = (full[2] == 1.0).sum(1)
@@ -298,15 +303,7 @@ def test_cuda_odd_layouts(nc, na, grids):
 @pytest.mark.gpu
 @gpu
 def test_cuda_top_k_ties_and_signed_zeros():
-    shapes = [(4, 3 * 7, 40, 40), (4, 3 * 7, 20, 20)]
-    rng = np.random.default_rng(7)
-    lv = [rng.uniform(0.3, 0.9, s).astype(np.float16) for s in shapes]
-    for x in lv:
-        sat = rng.random((x.shape[0], 3, x.shape[2], x.shape[3])) < 0.3
-        for a in range(3):
-            x[:, a * 7 + 4][sat[:, a]] = 1.0
-            x[:, a * 7 + 5][sat[:, a]] = 1.0
-            x[:, a * 7 + 6][sat[:, a]] = 1.0
+    lv = _saturated_levels([(4, 3 * 7, 40, 40), (4, 3 * 7, 20, 20)])
     anchors = [10, 10, 20, 20, 30, 30, 40, 40, 50, 50, 60, 60]
     for max_det in (5, 300, 1000, 2000, 0):
         _check_rows(_cuda(lv, anchors, 16, 2, 0.25, 0, max_det), _brute_force_rows(lv, anchors, 16, 2, 0.25, 0, max_det))
