@@ -392,6 +392,52 @@ def test_shape_and_type_rejections(host, lib, command, log):
         log in reply["logs"][0], reply
 
 
+# ---- the kernel's C++ entry, decode_cuda, called directly --------------------------------------------
+
+@lib_params
+@pytest.mark.parametrize("args, want", [
+    ("max_detections=0", "cudaErrorInvalidValue"),  # params not finalized: the kernel would divide by 0
+    ("max_detections=-1", "cudaErrorInvalidValue"),
+    ("max_detections=17", "cudaErrorInvalidValue"),  # 16 anchors per image: rows past them
+    ("batch=0 max_detections=0", "cudaErrorInvalidValue"),
+    ("ws_offset=4", "cudaErrorMisalignedAddress"),  # the workspace must be 16-byte aligned
+    ("batch=0", "cudaSuccess"),  # nothing to do: no CUDA call at all
+])
+def test_decode_cuda_refuses_bad_arguments(host, lib, args, want):
+    """Checked before any CUDA call, so on every machine."""
+    assert host(lib)(f"decode {args}")["rc"] == want
+
+
+@lib_params
+@pytest.mark.parametrize("max_det, kept", [(1, 1), (16, 16), (None, 16)])
+def test_decode_cuda_valid_arguments(host, lib, max_det, kept):
+    """Valid params get past the checks: decoded on a GPU; without one, the CUDA error of the first call."""
+    h = host(lib)
+    reply = h("decode" + (f" max_detections={max_det}" if max_det else ""))
+    if reply["device"]:
+        assert reply["rc"] == "cudaSuccess" and reply["num_detections"] == [kept, kept], reply
+    else:
+        assert reply["rc"] not in ("cudaSuccess", "cudaErrorInvalidValue", "cudaErrorMisalignedAddress"), reply
+
+
+@pytest.mark.gpu
+@lib_params
+@pytest.mark.parametrize("dtype", ["fp32", "fp16"])
+def test_decode_cuda_returns_its_own_status(host, lib, dtype):
+    """An error left pending by an earlier, unrelated call is neither returned nor cleared."""
+    h = host(lib)
+    if not _gpu(h):
+        pytest.skip(f"no CUDA device visible to the host ({h('devices')['error']})")
+    assert h(f"prepare {dtype}")["rc"] == "cudaSuccess"
+    fp16 = " fp16" if dtype == "fp16" else ""
+    assert h("decode" + fp16) | {"logs": []} == {"cmd": "decode", "device": True, "rc": "cudaSuccess",
+                                                 "pending": "cudaSuccess", "num_detections": [16, 16], "logs": []}
+    reply = h("decode stale" + fp16)
+    assert reply["stale"] == "cudaErrorInvalidDevice"
+    assert reply["rc"] == "cudaSuccess" and reply["num_detections"] == [16, 16], reply
+    assert reply["pending"] == "cudaErrorInvalidDevice", reply  # still there for its owner
+
+
 # ---- enqueue -----------------------------------------------------------------------------------------
 
 def _gpu(h) -> bool:

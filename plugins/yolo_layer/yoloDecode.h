@@ -97,11 +97,22 @@ void decode_cpu(const DecodeParams& p, int32_t* num_detections, float* boxes, fl
 // CUDA: bytes of workspace for decode_cuda at these sizes (use the largest batch and anchor count the
 // caller will run, with its max_detections attribute; 0 = every anchor). Monotone in batch and anchors.
 size_t decode_workspace_size(int batch, int total_anchors, int max_detections);
-// Two stream operations (a memset of the workspace's counters, then one kernel) on `stream`; no
-// allocation, no host synchronization: safe to capture in a CUDA graph. `boxes` must be 16-byte
-// aligned. Returns 0 or a cudaError_t value.
+// Two stream operations (a memset of the workspace's counters, then one kernel) on `stream`, on the
+// current device; no allocation, no host synchronization: safe to capture in a CUDA graph.
+// `p` must be finalized (max_detections in [1, total anchors], else cudaErrorInvalidValue). `boxes`
+// and `workspace` must be 16-byte aligned (else cudaErrorMisalignedAddress; cudaMalloc'ed memory is).
+// A workspace serves one call at a time: calls that may overlap (other streams, other threads, a
+// graph replayed concurrently) need one workspace each, because the memset that starts a call resets
+// the counters an earlier call still running on the GPU spins on, and that call then never finishes.
+// (TensorRT gives each enqueue its own workspace, so the plugin is fine.)
+// Returns 0 or the cudaError_t value of this call's own failing operation (errors left pending by
+// earlier, unrelated calls are neither returned nor cleared).
 int decode_cuda(const DecodeParams& p, int32_t* num_detections, float* boxes, float* scores, int32_t* classes,
                 void* workspace, cudaStream_t stream);
+// Optional, outside stream capture: loads the kernel for fp32 or fp16 inputs on the current device
+// (CUDA lazy loading) and caches its occupancy, so that the next decode_cuda does neither. Returns 0
+// or a cudaError_t value (decode_cuda would fail the same way).
+int decode_cuda_prepare(bool fp16);
 
 }  // namespace yolo
 }  // namespace trtdeploy
