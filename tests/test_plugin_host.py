@@ -392,6 +392,38 @@ def test_shape_and_type_rejections(host, lib, command, log):
         log in reply["logs"][0], reply
 
 
+ONE_LEVEL_FIELDS = ["field max_stride int32 8", "field num_classes int32 1", "field anchors float32 8 8"]
+EDGE = 2 ** 15  # one level of 1 anchor: EDGE x EDGE cells = 2^30 anchors per image, the most the decode takes
+
+
+@lib_params
+@pytest.mark.parametrize("fields, max_shapes, ok", [
+    (ONE_LEVEL_FIELDS, [(4, 6, EDGE, EDGE)], True),
+    (ONE_LEVEL_FIELDS, [(4, 6, EDGE, EDGE + 1)], False),
+    (ONE_LEVEL_FIELDS, [(1, 6, 2 ** 40, 2 ** 40)], False),  # no int64 overflow on the way
+    (ONE_LEVEL_FIELDS, [(2 ** 31, 6, 8, 8)], False),  # max batch above int32
+    (P5_FIELDS, [(1, 255, 16384, 16384), (1, 255, 8192, 8192), (1, 255, 4096, 4096)], True),  # 63 * 2^24
+    (P5_FIELDS, [(1, 255, 32768, 16384), (1, 255, 16384, 8192), (1, 255, 8192, 4096)], False),  # the sum
+])
+def test_profile_max_shapes_within_the_anchor_limit(host, lib, fields, max_shapes, ok):
+    """A profile admitting more anchors per image than the decode takes fails the build in configurePlugin
+    (getWorkspaceSize could only return 0, and enqueue would then get no workspace), with the reason."""
+    h = host(lib)
+    h.fields(fields)
+    assert h("create build layer")["ok"]
+    dyn = [(-1, s[1], -1, -1) for s in max_shapes]
+    lo = [(1, s[1], 1, 1) for s in max_shapes]
+    spec = tensors("float32", dyn, lo, max_shapes)
+    configured, ws = h("configure " + spec), h("workspace " + spec)
+    if ok:
+        assert configured["rc"] == 0 and configured["logs"] == [] and ws["logs"] == [] and ws["bytes"] > 0
+    else:
+        assert configured["rc"] == -1 and ws["bytes"] == 0
+        for reply, call in ((configured, "configurePlugin"), (ws, "getWorkspaceSize")):
+            assert len(reply["logs"]) == 1, reply
+            assert reply["logs"][0].startswith(f"ERROR: YoloLayer_TRT (layer) {call}: the profile's max "), reply
+
+
 # ---- the kernel's C++ entry, decode_cuda, called directly --------------------------------------------
 
 @lib_params
@@ -457,6 +489,29 @@ def test_enqueue_without_gpu_fails_cleanly(host, lib):
         "YoloLayer_TRT (/model/YoloLayer_TRT) enqueue: the decode kernel did not launch: cuda" in reply["logs"][0]
     assert reply["output_shapes"][1] == [2, rows(head, shapes, 0), 4]
     h("devices")  # still answering: no crash
+
+
+@lib_params
+def test_enqueue_without_workspace_fails_cleanly(host, lib, tmp_path):
+    """A null workspace with images to decode is refused before any CUDA call (with a GPU too); with
+    batch 0 there is nothing to do and none is needed."""
+    from trtdeploy import _C
+
+    h, head, node = created(host, lib, "p5_nc80")
+    p = plugin_params(node)
+    shapes = level_shapes(head, 2, 128, 160)
+    assert h("shapechange " + tensors("float32", shapes))["rc"] == 0
+    reply = h("enqueue " + tensors("float32", shapes) + " -- /nonexistent /nonexistent noworkspace")
+    need = _C.yolo_decode_plan([list(s) for s in shapes], p["anchors"], p["max_stride"], p["num_classes"],
+                               p["max_detections"])["workspace_bytes"]
+    assert reply["rc"] == -1 and reply["logs"] == [
+        f"ERROR: YoloLayer_TRT (/model/YoloLayer_TRT) enqueue: no workspace; these shapes need {need} bytes "
+        "(getWorkspaceSize)"], reply
+    empty = level_shapes(head, 0, 128, 160)
+    (tmp_path / "in.bin").write_bytes(b"")
+    assert h("shapechange " + tensors("float32", empty))["rc"] == 0
+    reply = h("enqueue " + tensors("float32", empty) + f" -- {tmp_path / 'in.bin'} {tmp_path / 'out'} noworkspace")
+    assert reply["rc"] == 0 and reply["logs"] == [], reply
 
 
 def _levels(seed, shapes, dtype, skew=3.0):

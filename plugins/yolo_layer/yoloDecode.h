@@ -34,6 +34,9 @@ namespace yolo {
 
 constexpr int kMaxLevels = 8;
 constexpr int kMaxAnchors = 16;
+// Most anchors per image (sum over levels of na*H*W) that finalize accepts; the plugin refuses
+// optimization profiles whose max shapes exceed it.
+constexpr int kMaxAnchorsPerImage = 1 << 30;
 
 struct DecodeParams {
   int batch = 0;

@@ -20,9 +20,11 @@
 //   shapechange IN...                       onShapeChange; IN = TYPE:DIMS
 //   serialize                               getFieldsToSerialize; the fields become the pending fields
 //   clone | attach                          clone() / attachToContext() -> the current plugin
-//   enqueue IN... -- INPUT_FILE OUT_PREFIX  enqueue on a GPU (inputs read from a file, outputs pre-filled
+//   enqueue IN... -- INPUT_FILE OUT_PREFIX [noworkspace]
+//                                           enqueue on a GPU (inputs read from a file, outputs pre-filled
 //                                           with garbage, written to OUT_PREFIX.{0,1,2,3}.bin); without one
-//                                           the same call with host pointers: the error path
+//                                           the same call with host pointers: the error path;
+//                                           noworkspace: workspace = nullptr
 //   decode [max_detections=N] [batch=N] [ws_offset=K] [fp16] [stale]
 //                                           the kernel's C entry, decode_cuda (linked in, not through the
 //                                           plugin), on one 4x4 level of 1 anchor, 1 class: its return
@@ -606,8 +608,10 @@ void Host::enqueue(std::vector<std::string> const& a, Json& j) {
   std::vector<TensorSpec> in;
   size_t i = 1;
   for (; i < a.size() && a[i] != "--"; ++i) in.push_back(toTensor(a[i]));
-  if (a.size() < i + 3) bad("enqueue IN... -- INPUT_FILE OUT_PREFIX");
+  if (a.size() < i + 3 || a.size() > i + 4 || (a.size() == i + 4 && a[i + 3] != "noworkspace"))
+    bad("enqueue IN... -- INPUT_FILE OUT_PREFIX [noworkspace]");
   std::string const inputFile = a.at(i + 1), outPrefix = a.at(i + 2);
+  bool const noWorkspace = a.size() == i + 4;
 
   // Output shapes as TensorRT computes them: getOutputShapes on constant dims.
   host::ExprBuilder builder;
@@ -648,7 +652,8 @@ void Host::enqueue(std::vector<std::string> const& a, Json& j) {
     std::vector<float> dummy(16);
     std::vector<void const*> ins(in.size(), dummy.data());
     std::vector<void*> outs(4, dummy.data());
-    j.num("rc", runtime()->enqueue(inDesc.data(), outDesc.data(), ins.data(), outs.data(), dummy.data(), nullptr));
+    j.num("rc", runtime()->enqueue(inDesc.data(), outDesc.data(), ins.data(), outs.data(),
+                                   noWorkspace ? nullptr : dummy.data(), nullptr));
     return;
   }
 
@@ -687,7 +692,8 @@ void Host::enqueue(std::vector<std::string> const& a, Json& j) {
     cudaStream_t stream = nullptr;
     check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
     std::vector<void const*> ins(dIn.begin(), dIn.end());
-    int32_t rc = runtime()->enqueue(inDesc.data(), outDesc.data(), ins.data(), dOut.data(), ws, stream);
+    int32_t rc = runtime()->enqueue(inDesc.data(), outDesc.data(), ins.data(), dOut.data(),
+                                    noWorkspace ? nullptr : ws, stream);
     check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
     cudaStreamDestroy(stream);
     j.num("rc", rc);
