@@ -283,23 +283,25 @@ bool YoloLayerPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensor
 
 int32_t YoloLayerPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
                                             int32_t nbInputs) const noexcept {
-  if (nbOutputs != 4 || outputTypes == nullptr) {
-    fail("getOutputDataTypes", "YoloLayer_TRT has 4 outputs");
-    return -1;
-  }
-  for (int32_t l = 0; l < nbInputs; ++l) {
-    if (inputTypes[l] != DataType::kFLOAT && inputTypes[l] != DataType::kHALF) {
-      std::string const why = "input " + str(l) + " is " + typeName(inputTypes[l]) +
-                              "; the levels must be float32 or float16";
-      fail("getOutputDataTypes", why.c_str());
-      return -1;
+  try {
+    if (nbOutputs != 4) throw std::invalid_argument("has 4 outputs, not " + str(nbOutputs));
+    if (outputTypes == nullptr || (nbInputs > 0 && inputTypes == nullptr)) throw std::invalid_argument("no types");
+    for (int32_t l = 0; l < nbInputs; ++l) {
+      if (inputTypes[l] != DataType::kFLOAT && inputTypes[l] != DataType::kHALF)
+        throw std::invalid_argument("input " + str(l) + " is " + typeName(inputTypes[l]) +
+                                    "; the levels must be float32 or float16");
     }
+    outputTypes[0] = DataType::kINT32;
+    outputTypes[1] = DataType::kFLOAT;
+    outputTypes[2] = DataType::kFLOAT;
+    outputTypes[3] = DataType::kINT32;
+    return 0;
+  } catch (std::exception const& e) {
+    fail("getOutputDataTypes", e.what());
+  } catch (...) {
+    fail("getOutputDataTypes", "unknown exception");
   }
-  outputTypes[0] = DataType::kINT32;
-  outputTypes[1] = DataType::kFLOAT;
-  outputTypes[2] = DataType::kFLOAT;
-  outputTypes[3] = DataType::kINT32;
-  return 0;
+  return -1;
 }
 
 int32_t YoloLayerPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
