@@ -427,6 +427,9 @@ int32_t YoloLayerPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInp
       return -1;
     }
     mNbInputs = nbInputs;
+    // Load the kernel now (CUDA lazy loading), not in the first enqueue, which may be captured into a
+    // CUDA graph. A failure here (no usable device) fails enqueue too, and enqueue reports it.
+    (void)decode_cuda_prepare(p.fp16);
     return 0;
   } catch (std::exception const& e) {
     fail("onShapeChange", e.what());
