@@ -544,9 +544,8 @@ def test_enqueue_on_gpu_equals_oracle(host, lib, tmp_path, dtype, key):
                             p["score_mode"], p["max_detections"])
         np.testing.assert_array_equal(got[0], want[0])
         assert want[0].max() > 0  # something was detected, so rows were really written
-        np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-3)  # every row, zeros past the count
-        np.testing.assert_allclose(got[2], want[2], rtol=1e-6, atol=1e-6)
-        np.testing.assert_array_equal(got[3], want[3])
+        for x, y in zip(got[1:], want[1:]):  # every row, zeros past the count; bit for bit (yoloDecode.h)
+            np.testing.assert_array_equal(x, y)
 
 
 # ---- the libraries themselves -------------------------------------------------------------------------

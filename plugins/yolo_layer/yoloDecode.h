@@ -61,20 +61,46 @@ struct DecodeParams {
 // success, else a message. grid sizes, anchors, max_stride and counts must be set by the caller.
 const char* finalize(DecodeParams& p, int max_stride);
 
+// Float32 operations rounded one at a time, so that no compiler fuses a multiply and an add into
+// one FMA (rounded once, a different box): the device path says so with intrinsics; the host path
+// (yoloDecode.cpp) is compiled with -ffp-contract=off. Host and device give the same bits.
+YOLO_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+YOLO_HD float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+YOLO_HD float sub_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+
 // Box of anchor a at cell (x, y) of level l from its four sigmoid outputs; the float operations are
 // written once, here, for the CPU and the kernel (the NumPy oracle does the same ones in this order).
 YOLO_HD void make_box(const DecodeParams& p, int l, int a, int x, int y, float sx, float sy, float sw, float sh,
                       float box[4]) {
   const float s = p.stride[l];
-  const float cx = (sx * 2.0f - 0.5f + static_cast<float>(x)) * s;
-  const float cy = (sy * 2.0f - 0.5f + static_cast<float>(y)) * s;
-  const float w2 = sw * 2.0f, h2 = sh * 2.0f;
-  const float w = w2 * w2 * p.anchors[(l * kMaxAnchors + a) * 2 + 0];
-  const float h = h2 * h2 * p.anchors[(l * kMaxAnchors + a) * 2 + 1];
-  box[0] = cx - w * 0.5f;
-  box[1] = cy - h * 0.5f;
-  box[2] = cx + w * 0.5f;
-  box[3] = cy + h * 0.5f;
+  const float cx = mul_rn(add_rn(sub_rn(mul_rn(sx, 2.0f), 0.5f), static_cast<float>(x)), s);
+  const float cy = mul_rn(add_rn(sub_rn(mul_rn(sy, 2.0f), 0.5f), static_cast<float>(y)), s);
+  const float w2 = mul_rn(sw, 2.0f), h2 = mul_rn(sh, 2.0f);
+  const float w = mul_rn(mul_rn(w2, w2), p.anchors[(l * kMaxAnchors + a) * 2 + 0]);
+  const float h = mul_rn(mul_rn(h2, h2), p.anchors[(l * kMaxAnchors + a) * 2 + 1]);
+  const float half_w = mul_rn(w, 0.5f), half_h = mul_rn(h, 0.5f);
+  box[0] = sub_rn(cx, half_w);
+  box[1] = sub_rn(cy, half_h);
+  box[2] = add_rn(cx, half_w);
+  box[3] = add_rn(cy, half_h);
 }
 
 // Order-preserving map of a non-NaN float to uint32 (a > b  <=>  key(a) > key(b); -0 and +0 map to
