@@ -229,6 +229,16 @@ def test_preallocated_cuda_buffers_are_checked():
         _check_buffers(shapes, P5[:12], 16, 80, 60, outs, ws)
     with pytest.raises(TrtDeployError, match="workspace"):
         _check_buffers(shapes, P5[:12], 16, 80, 50, outs, ws[:-1])
+    # the kernel reads and writes boxes and workspace 16 bytes at a time
+    for name in ("boxes output", "workspace"):
+        raw = np.zeros(plan["workspace_bytes"] + 64, np.uint8)
+        off = (4 - raw.ctypes.data) % 16  # an address that is 4 mod 16
+        if name == "workspace":
+            bufs = outs, raw[off:off + plan["workspace_bytes"]]
+        else:
+            bufs = outs[:1] + [raw[off:off + 2 * 50 * 16].view(np.float32).reshape(2, 50, 4)] + outs[2:], ws
+        with pytest.raises(TrtDeployError, match=f"the {name} starts at an address that is not a multiple of 16"):
+            _check_buffers(shapes, P5[:12], 16, 80, 50, *bufs)
     # the workspace for the largest shapes serves every smaller one (same max_detections); with
     # max_detections set it also holds the anchors past the rows, for the top-K selection
     big = [[8, 255, 16, 16], [8, 255, 8, 8]]
@@ -369,6 +379,30 @@ def test_cuda_workspace_sized_for_the_largest_shapes():
                    torch.empty((batch, n), dtype=torch.int32, device="cuda"))
         decode_cuda(dev, P5, 32, 80, 0.1, 0, 300, outputs=outputs, workspace=ws)
         _assert_same([o.cpu().numpy() for o in outputs], decode_numpy(lv, P5, 32, 80, 0.1, 0, 300))
+
+
+@pytest.mark.gpu
+@gpu
+def test_cuda_runs_on_the_levels_device():
+    """Levels on the second GPU while the first is current: outputs, workspace, stream and launch on the
+    levels' device; arrays on another device are refused."""
+    torch = _torch_cuda()
+    from trtdeploy.yolo.decode import allocate_cuda, decode_cuda
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two CUDA devices")
+    lv = _levels(12, SHAPES_P5, np.float16)
+    want = decode_numpy(lv, P5, 32, 80, 0.1, 0, 50)
+    torch.cuda.set_device(0)
+    dev = [torch.from_numpy(x).to("cuda:1") for x in lv]
+    got = decode_cuda(dev, P5, 32, 80, 0.1, 0, 50)
+    assert all(o.device == torch.device("cuda:1") for o in got) and torch.cuda.current_device() == 0
+    torch.cuda.synchronize(1)
+    _assert_same([o.cpu().numpy() for o in got], want)
+    outputs, ws = allocate_cuda(dev, P5, 32, 80, 50)
+    assert ws.device == torch.device("cuda:1")
+    with pytest.raises(TrtDeployError, match="workspace is on CUDA device 0, level 0 on device 1"):
+        decode_cuda(dev, P5, 32, 80, 0.1, 0, 50, outputs=outputs, workspace=ws.to("cuda:0"))
 
 
 @pytest.mark.gpu
