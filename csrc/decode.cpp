@@ -12,6 +12,9 @@
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
 #endif
+#ifdef TRTDEPLOY_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 #include "bindings.h"
 #include "yoloDecode.h"
@@ -164,7 +167,11 @@ void decode_cuda(const std::vector<uintptr_t>& level_ptrs, const std::vector<std
                             reinterpret_cast<float*>(scores), reinterpret_cast<int32_t*>(classes),
                             reinterpret_cast<void*>(workspace), reinterpret_cast<cudaStream_t>(stream));
   }
-  if (err != 0) throw std::runtime_error("YOLO decode kernel launch failed (CUDA error " + std::to_string(err) + ")");
+  if (err != 0) {
+    const auto e = static_cast<cudaError_t>(err);
+    throw std::runtime_error(std::string("YOLO decode kernel launch failed: ") + cudaGetErrorName(e) + " (" +
+                             cudaGetErrorString(e) + ")");
+  }
 }
 #endif
 

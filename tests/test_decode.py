@@ -23,15 +23,13 @@ def _levels(seed, shapes, dtype=np.float32, skew=3.0):
     return [(rng.random(s, dtype=np.float32) ** skew).astype(dtype) for s in shapes]
 
 
-def _assert_same(got, want, box_atol=1e-4):
-    """Same rows: counts, classes and scores exactly (one float32 multiply everywhere), boxes closely."""
+def _assert_same(got, want):
+    """Same rows, bit for bit: counts, classes, scores (one float32 multiply everywhere) and boxes (the same
+    float32 operations in the same order, none fused into an FMA: yoloDecode.h, make_box)."""
     names = ("num_detections", "boxes", "scores", "classes")
     for name, x, y in zip(names, got, want):
         assert x.shape == y.shape and x.dtype == y.dtype, (name, x.shape, y.shape, x.dtype, y.dtype)
-    np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[2], want[2])
-    np.testing.assert_array_equal(got[3], want[3])
-    np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=box_atol)
+        np.testing.assert_array_equal(x, y, err_msg=name)
 
 
 def _brute_force_rows(levels, anchors, max_stride, nc, thr, mode, max_det):
@@ -55,7 +53,7 @@ def _check_rows(result, reference):
         assert n == len(rs)
         np.testing.assert_array_equal(scores[b, :n], rs)
         np.testing.assert_array_equal(classes[b, :n], rc)
-        np.testing.assert_allclose(boxes[b, :n], rb, rtol=1e-6, atol=1e-4)
+        np.testing.assert_array_equal(boxes[b, :n], rb)
         assert not boxes[b, n:].any() and not scores[b, n:].any() and not classes[b, n:].any()
 
 
@@ -231,6 +229,16 @@ def test_preallocated_cuda_buffers_are_checked():
         _check_buffers(shapes, P5[:12], 16, 80, 60, outs, ws)
     with pytest.raises(TrtDeployError, match="workspace"):
         _check_buffers(shapes, P5[:12], 16, 80, 50, outs, ws[:-1])
+    # the kernel reads and writes boxes and workspace 16 bytes at a time
+    for name in ("boxes output", "workspace"):
+        raw = np.zeros(plan["workspace_bytes"] + 64, np.uint8)
+        off = (4 - raw.ctypes.data) % 16  # an address that is 4 mod 16
+        if name == "workspace":
+            bufs = outs, raw[off:off + plan["workspace_bytes"]]
+        else:
+            bufs = outs[:1] + [raw[off:off + 2 * 50 * 16].view(np.float32).reshape(2, 50, 4)] + outs[2:], ws
+        with pytest.raises(TrtDeployError, match=f"the {name} starts at an address that is not a multiple of 16"):
+            _check_buffers(shapes, P5[:12], 16, 80, 50, *bufs)
     # the workspace for the largest shapes serves every smaller one (same max_detections); with
     # max_detections set it also holds the anchors past the rows, for the top-K selection
     big = [[8, 255, 16, 16], [8, 255, 8, 8]]
@@ -279,7 +287,7 @@ def test_cuda_equals_oracle(dtype, batch):
                                (0.99, 0, 0), (0.0, 0, 7)):
         want = decode_numpy(lv, P5, 32, 80, thr, mode, max_det)
         got = _cuda(lv, P5, 32, 80, thr, mode, max_det)
-        _assert_same(got, want, box_atol=1e-3)
+        _assert_same(got, want)
 
 
 @pytest.mark.gpu
@@ -297,7 +305,7 @@ def test_cuda_odd_layouts(nc, na, grids):
     anchors = list(rng.uniform(5, 300, 2 * na * len(grids)))
     for thr, max_det in ((0.3, 0), (0.05, 0), (0.05, 11), (-1.0, 0)):
         _assert_same(_cuda(lv, anchors, stride, nc, thr, 0, max_det),
-                     decode_numpy(lv, anchors, stride, nc, thr, 0, max_det), box_atol=1e-2)
+                     decode_numpy(lv, anchors, stride, nc, thr, 0, max_det))
 
 
 @pytest.mark.gpu
@@ -328,7 +336,7 @@ def test_cuda_deterministic_and_in_a_cuda_graph():
             decode_cuda(dev, P5, 32, 80, 0.2, 0, max_det, outputs=outputs, workspace=ws)
             runs.append([o.cpu().numpy() for o in outputs])
         assert all(all(np.array_equal(x, y) for x, y in zip(r, runs[0])) for r in runs[1:])
-        _assert_same(runs[0], decode_numpy(lv, P5, 32, 80, 0.2, 0, max_det), box_atol=1e-3)
+        _assert_same(runs[0], decode_numpy(lv, P5, 32, 80, 0.2, 0, max_det))
 
         # captured once, replayed on new input contents: the graph holds no stale state
         stream = torch.cuda.Stream()
@@ -347,8 +355,7 @@ def test_cuda_deterministic_and_in_a_cuda_graph():
             graph.replay()
             graph.replay()
             torch.cuda.synchronize()
-            _assert_same([o.cpu().numpy() for o in outputs], decode_numpy(new, P5, 32, 80, 0.2, 0, max_det),
-                         box_atol=1e-3)
+            _assert_same([o.cpu().numpy() for o in outputs], decode_numpy(new, P5, 32, 80, 0.2, 0, max_det))
 
 
 @pytest.mark.gpu
@@ -371,7 +378,31 @@ def test_cuda_workspace_sized_for_the_largest_shapes():
                    torch.empty((batch, n, 4), device="cuda"), torch.empty((batch, n), device="cuda"),
                    torch.empty((batch, n), dtype=torch.int32, device="cuda"))
         decode_cuda(dev, P5, 32, 80, 0.1, 0, 300, outputs=outputs, workspace=ws)
-        _assert_same([o.cpu().numpy() for o in outputs], decode_numpy(lv, P5, 32, 80, 0.1, 0, 300), box_atol=1e-3)
+        _assert_same([o.cpu().numpy() for o in outputs], decode_numpy(lv, P5, 32, 80, 0.1, 0, 300))
+
+
+@pytest.mark.gpu
+@gpu
+def test_cuda_runs_on_the_levels_device():
+    """Levels on the second GPU while the first is current: outputs, workspace, stream and launch on the
+    levels' device; arrays on another device are refused."""
+    torch = _torch_cuda()
+    from trtdeploy.yolo.decode import allocate_cuda, decode_cuda
+
+    if torch.cuda.device_count() < 2:
+        pytest.skip("needs two CUDA devices")
+    lv = _levels(12, SHAPES_P5, np.float16)
+    want = decode_numpy(lv, P5, 32, 80, 0.1, 0, 50)
+    torch.cuda.set_device(0)
+    dev = [torch.from_numpy(x).to("cuda:1") for x in lv]
+    got = decode_cuda(dev, P5, 32, 80, 0.1, 0, 50)
+    assert all(o.device == torch.device("cuda:1") for o in got) and torch.cuda.current_device() == 0
+    torch.cuda.synchronize(1)
+    _assert_same([o.cpu().numpy() for o in got], want)
+    outputs, ws = allocate_cuda(dev, P5, 32, 80, 50)
+    assert ws.device == torch.device("cuda:1")
+    with pytest.raises(TrtDeployError, match="workspace is on CUDA device 0, level 0 on device 1"):
+        decode_cuda(dev, P5, 32, 80, 0.1, 0, 50, outputs=outputs, workspace=ws.to("cuda:0"))
 
 
 @pytest.mark.gpu
@@ -390,4 +421,4 @@ def test_cuda_on_real_head_tensors():
         got = decode_cuda([torch.from_numpy(v).cuda() for v in levels], p["anchors"], p["max_stride"],
                           p["num_classes"], 0.0005, 0, max_det)
         want = decode_numpy(levels, p["anchors"], p["max_stride"], p["num_classes"], 0.0005, 0, max_det)
-        _assert_same([t.cpu().numpy() for t in got], want, box_atol=1e-3)
+        _assert_same([t.cpu().numpy() for t in got], want)

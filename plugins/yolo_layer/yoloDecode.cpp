@@ -53,8 +53,7 @@ const char* finalize(DecodeParams& p, int max_stride) {
     p.stride[l] = static_cast<float>(static_cast<long long>(max_stride) * last_h / p.grid_h[l]);
     p.cell_offset[l] = static_cast<int>(offset);
     offset += static_cast<long long>(p.num_anchors) * p.grid_h[l] * p.grid_w[l];
-    if (offset > std::numeric_limits<int>::max() / 2)
-      return "YoloLayer_TRT: more than 2^30 anchors per image are not supported";
+    if (offset > kMaxAnchorsPerImage) return "YoloLayer_TRT: more than 2^30 anchors per image are not supported";
   }
   p.cell_offset[p.num_levels] = static_cast<int>(offset);
   if (p.max_detections <= 0 || p.max_detections > offset) p.max_detections = static_cast<int>(offset);

@@ -34,6 +34,9 @@ namespace yolo {
 
 constexpr int kMaxLevels = 8;
 constexpr int kMaxAnchors = 16;
+// Most anchors per image (sum over levels of na*H*W) that finalize accepts; the plugin refuses
+// optimization profiles whose max shapes exceed it.
+constexpr int kMaxAnchorsPerImage = 1 << 30;
 
 struct DecodeParams {
   int batch = 0;
@@ -58,20 +61,46 @@ struct DecodeParams {
 // success, else a message. grid sizes, anchors, max_stride and counts must be set by the caller.
 const char* finalize(DecodeParams& p, int max_stride);
 
+// Float32 operations rounded one at a time, so that no compiler fuses a multiply and an add into
+// one FMA (rounded once, a different box): the device path says so with intrinsics; the host path
+// (yoloDecode.cpp) is compiled with -ffp-contract=off. Host and device give the same bits.
+YOLO_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+YOLO_HD float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+YOLO_HD float sub_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+
 // Box of anchor a at cell (x, y) of level l from its four sigmoid outputs; the float operations are
 // written once, here, for the CPU and the kernel (the NumPy oracle does the same ones in this order).
 YOLO_HD void make_box(const DecodeParams& p, int l, int a, int x, int y, float sx, float sy, float sw, float sh,
                       float box[4]) {
   const float s = p.stride[l];
-  const float cx = (sx * 2.0f - 0.5f + static_cast<float>(x)) * s;
-  const float cy = (sy * 2.0f - 0.5f + static_cast<float>(y)) * s;
-  const float w2 = sw * 2.0f, h2 = sh * 2.0f;
-  const float w = w2 * w2 * p.anchors[(l * kMaxAnchors + a) * 2 + 0];
-  const float h = h2 * h2 * p.anchors[(l * kMaxAnchors + a) * 2 + 1];
-  box[0] = cx - w * 0.5f;
-  box[1] = cy - h * 0.5f;
-  box[2] = cx + w * 0.5f;
-  box[3] = cy + h * 0.5f;
+  const float cx = mul_rn(add_rn(sub_rn(mul_rn(sx, 2.0f), 0.5f), static_cast<float>(x)), s);
+  const float cy = mul_rn(add_rn(sub_rn(mul_rn(sy, 2.0f), 0.5f), static_cast<float>(y)), s);
+  const float w2 = mul_rn(sw, 2.0f), h2 = mul_rn(sh, 2.0f);
+  const float w = mul_rn(mul_rn(w2, w2), p.anchors[(l * kMaxAnchors + a) * 2 + 0]);
+  const float h = mul_rn(mul_rn(h2, h2), p.anchors[(l * kMaxAnchors + a) * 2 + 1]);
+  const float half_w = mul_rn(w, 0.5f), half_h = mul_rn(h, 0.5f);
+  box[0] = sub_rn(cx, half_w);
+  box[1] = sub_rn(cy, half_h);
+  box[2] = add_rn(cx, half_w);
+  box[3] = add_rn(cy, half_h);
 }
 
 // Order-preserving map of a non-NaN float to uint32 (a > b  <=>  key(a) > key(b); -0 and +0 map to
@@ -97,11 +126,22 @@ void decode_cpu(const DecodeParams& p, int32_t* num_detections, float* boxes, fl
 // CUDA: bytes of workspace for decode_cuda at these sizes (use the largest batch and anchor count the
 // caller will run, with its max_detections attribute; 0 = every anchor). Monotone in batch and anchors.
 size_t decode_workspace_size(int batch, int total_anchors, int max_detections);
-// Two stream operations (a memset of the workspace's counters, then one kernel) on `stream`; no
-// allocation, no host synchronization: safe to capture in a CUDA graph. `boxes` must be 16-byte
-// aligned. Returns 0 or a cudaError_t value.
+// Two stream operations (a memset of the workspace's counters, then one kernel) on `stream`, on the
+// current device; no allocation, no host synchronization: safe to capture in a CUDA graph.
+// `p` must be finalized (max_detections in [1, total anchors], else cudaErrorInvalidValue). `boxes`
+// and `workspace` must be 16-byte aligned (else cudaErrorMisalignedAddress; cudaMalloc'ed memory is).
+// A workspace serves one call at a time: calls that may overlap (other streams, other threads, a
+// graph replayed concurrently) need one workspace each, because the memset that starts a call resets
+// the counters an earlier call still running on the GPU spins on, and that call then never finishes.
+// (TensorRT gives each enqueue its own workspace, so the plugin is fine.)
+// Returns 0 or the cudaError_t value of this call's own failing operation (errors left pending by
+// earlier, unrelated calls are neither returned nor cleared).
 int decode_cuda(const DecodeParams& p, int32_t* num_detections, float* boxes, float* scores, int32_t* classes,
                 void* workspace, cudaStream_t stream);
+// Optional, outside stream capture: loads the kernel for fp32 or fp16 inputs on the current device
+// (CUDA lazy loading) and caches its occupancy, so that the next decode_cuda does neither. Returns 0
+// or a cudaError_t value (decode_cuda would fail the same way).
+int decode_cuda_prepare(bool fp16);
 
 }  // namespace yolo
 }  // namespace trtdeploy

@@ -426,22 +426,31 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const DecodeParams p, 
 }
 
 // Blocks that can be resident at once on the current device (cached per device): more would only
-// wait for a ticket.
+// wait for a ticket. The first call per device loads the kernel (CUDA lazy loading). Every query's
+// own result is checked: a failure is returned, nothing is cleared.
 template <typename T>
-int resident_blocks() {
+cudaError_t resident_blocks(int* blocks) {
   constexpr int kMaxDevices = 64;
   static std::atomic<int> cache[kMaxDevices];
   int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return 1;
-  if (dev >= 0 && dev < kMaxDevices) {
-    if (const int v = cache[dev].load(std::memory_order_relaxed)) return v;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err != cudaSuccess) return err;
+  const bool cacheable = dev >= 0 && dev < kMaxDevices;
+  if (cacheable) {
+    if (const int v = cache[dev].load(std::memory_order_relaxed)) {
+      *blocks = v;
+      return cudaSuccess;
+    }
   }
-  int sms = 1, per_sm = 1;
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<T>, kThreads, 0);
+  int sms = 0, per_sm = 0;
+  err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev);
+  if (err == cudaSuccess) err = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, decode_kernel<T>, kThreads, 0);
+  if (err != cudaSuccess) return err;
+  // (0 per SM would mean the kernel cannot run at all: the launch says why)
   const int v = std::max(1, sms) * std::max(1, per_sm);
-  if (dev >= 0 && dev < kMaxDevices) cache[dev].store(v, std::memory_order_relaxed);
-  return v;
+  if (cacheable) cache[dev].store(v, std::memory_order_relaxed);
+  *blocks = v;
+  return cudaSuccess;
 }
 
 }  // namespace
@@ -454,8 +463,12 @@ size_t decode_workspace_size(int batch, int total_anchors, int max_detections) {
 
 int decode_cuda(const DecodeParams& p, int32_t* num_detections, float* boxes, float* scores, int32_t* classes,
                 void* workspace, cudaStream_t stream) {
+  if (p.num_levels < 1 || p.num_levels > kMaxLevels) return static_cast<int>(cudaErrorInvalidValue);
   const int total = p.total_anchors();
-  if (p.batch <= 0 || total <= 0) return 0;
+  // not finalized: the kernel would divide by max_detections and index past the rows
+  if (total < 1 || p.max_detections < 1 || p.max_detections > total || p.batch < 0)
+    return static_cast<int>(cudaErrorInvalidValue);
+  if (p.batch == 0) return 0;
   if (reinterpret_cast<uintptr_t>(boxes) % alignof(float4) != 0 ||
       reinterpret_cast<uintptr_t>(workspace) % alignof(float4) != 0)
     return static_cast<int>(cudaErrorMisalignedAddress);
@@ -475,16 +488,26 @@ int decode_cuda(const DecodeParams& p, int32_t* num_detections, float* boxes, fl
   w.overflow_per_image = L.overflow_per_image;
   const Outputs out{num_detections, reinterpret_cast<float4*>(boxes), scores, classes};
 
-  // ticket, done and every status word start at 0 (kInvalid)
-  cudaError_t err = cudaMemsetAsync(workspace, 0, L.ov_box, stream);
+  int resident = 0;
+  cudaError_t err = p.fp16 ? resident_blocks<__half>(&resident) : resident_blocks<float>(&resident);
   if (err != cudaSuccess) return static_cast<int>(err);
-  const int blocks = static_cast<int>(
-      std::min<unsigned>(w.num_tiles, static_cast<unsigned>(p.fp16 ? resident_blocks<__half>() : resident_blocks<float>())));
-  if (p.fp16)
-    decode_kernel<__half><<<blocks, kThreads, 0, stream>>>(p, out, w);
-  else
-    decode_kernel<float><<<blocks, kThreads, 0, stream>>>(p, out, w);
-  return static_cast<int>(cudaGetLastError());
+  // ticket, done and every status word start at 0 (kInvalid)
+  err = cudaMemsetAsync(workspace, 0, L.ov_box, stream);
+  if (err != cudaSuccess) return static_cast<int>(err);
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(std::min(w.num_tiles, static_cast<unsigned>(resident)));
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = 0;
+  config.stream = stream;
+  // the launch's own status (cudaGetLastError would also return, and clear, errors of earlier calls)
+  err = p.fp16 ? cudaLaunchKernelEx(&config, decode_kernel<__half>, p, out, w)
+               : cudaLaunchKernelEx(&config, decode_kernel<float>, p, out, w);
+  return static_cast<int>(err);
+}
+
+int decode_cuda_prepare(bool fp16) {
+  int blocks = 0;
+  return static_cast<int>(fp16 ? resident_blocks<__half>(&blocks) : resident_blocks<float>(&blocks));
 }
 
 }  // namespace yolo

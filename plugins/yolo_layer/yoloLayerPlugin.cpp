@@ -85,6 +85,27 @@ std::string checkLevel(int32_t l, Dims const& d, DataType type, Dims const& d0, 
   return "";
 }
 
+// Anchors per image at the profile's max shapes (what getWorkspaceSize sizes for); throws when the
+// profile admits shapes the decode refuses, so that no engine is built around a workspace of 0 bytes.
+int64_t maxAnchorsPerImage(DynamicPluginTensorDesc const* in, int32_t nbInputs, int64_t na) {
+  auto const tooMany = [] {
+    return std::invalid_argument("the profile's max shapes give more than 2^30 anchors per image (the sum over the "
+                                 "levels of num_anchors * H * W); lower the profile's max H and W");
+  };
+  int64_t total = 0;
+  for (int32_t l = 0; l < nbInputs; ++l) {
+    Dims const& m = in[l].max;
+    if (m.nbDims != 4 || m.d[0] < 0 || m.d[2] < 0 || m.d[3] < 0)
+      throw std::invalid_argument("input " + str(l) + " has no max shape [B, C, H, W] in the profile");
+    if (m.d[0] > INT_MAX) throw std::invalid_argument("the profile's max batch " + str(m.d[0]) + " is above 2^31 - 1");
+    int64_t const h = m.d[2], w = m.d[3];  // each <= 2^30 before multiplying (na <= 16): no overflow
+    if (h > kMaxAnchorsPerImage || w > kMaxAnchorsPerImage || h * w > kMaxAnchorsPerImage) throw tooMany();
+    total += na * h * w;
+    if (total > kMaxAnchorsPerImage) throw tooMany();
+  }
+  return total;
+}
+
 }  // namespace
 
 PluginConfig parseFields(PluginFieldCollection const& fc) {
@@ -236,6 +257,7 @@ int32_t YoloLayerPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int3
                                          mConfig.num_classes);
       if (!why.empty()) throw std::invalid_argument(why);
     }
+    maxAnchorsPerImage(in, nbInputs, na);
     mNbInputs = nbInputs;
     return 0;
   } catch (std::exception const& e) {
@@ -261,23 +283,25 @@ bool YoloLayerPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTensor
 
 int32_t YoloLayerPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
                                             int32_t nbInputs) const noexcept {
-  if (nbOutputs != 4 || outputTypes == nullptr) {
-    fail("getOutputDataTypes", "YoloLayer_TRT has 4 outputs");
-    return -1;
-  }
-  for (int32_t l = 0; l < nbInputs; ++l) {
-    if (inputTypes[l] != DataType::kFLOAT && inputTypes[l] != DataType::kHALF) {
-      std::string const why = "input " + str(l) + " is " + typeName(inputTypes[l]) +
-                              "; the levels must be float32 or float16";
-      fail("getOutputDataTypes", why.c_str());
-      return -1;
+  try {
+    if (nbOutputs != 4) throw std::invalid_argument("has 4 outputs, not " + str(nbOutputs));
+    if (outputTypes == nullptr || (nbInputs > 0 && inputTypes == nullptr)) throw std::invalid_argument("no types");
+    for (int32_t l = 0; l < nbInputs; ++l) {
+      if (inputTypes[l] != DataType::kFLOAT && inputTypes[l] != DataType::kHALF)
+        throw std::invalid_argument("input " + str(l) + " is " + typeName(inputTypes[l]) +
+                                    "; the levels must be float32 or float16");
     }
+    outputTypes[0] = DataType::kINT32;
+    outputTypes[1] = DataType::kFLOAT;
+    outputTypes[2] = DataType::kFLOAT;
+    outputTypes[3] = DataType::kINT32;
+    return 0;
+  } catch (std::exception const& e) {
+    fail("getOutputDataTypes", e.what());
+  } catch (...) {
+    fail("getOutputDataTypes", "unknown exception");
   }
-  outputTypes[0] = DataType::kINT32;
-  outputTypes[1] = DataType::kFLOAT;
-  outputTypes[2] = DataType::kFLOAT;
-  outputTypes[3] = DataType::kINT32;
-  return 0;
+  return -1;
 }
 
 int32_t YoloLayerPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const* /*shapeInputs*/,
@@ -334,10 +358,8 @@ size_t YoloLayerPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, 
                                          DynamicPluginTensorDesc const* /*outputs*/,
                                          int32_t /*nbOutputs*/) const noexcept {
   try {
-    int64_t const na = anchorsPerLevel(nbInputs);
-    int64_t total = 0;  // at the profile's max shapes: sized once for every shape the engine accepts
-    for (int32_t l = 0; l < nbInputs; ++l) total += na * inputs[l].max.d[2] * inputs[l].max.d[3];
-    if (total > INT_MAX || inputs[0].max.d[0] > INT_MAX) throw std::invalid_argument("too many anchors");
+    // at the profile's max shapes: sized once for every shape the engine accepts
+    int64_t const total = maxAnchorsPerImage(inputs, nbInputs, anchorsPerLevel(nbInputs));
     return decode_workspace_size(static_cast<int>(inputs[0].max.d[0]), static_cast<int>(total),
                                  mConfig.max_detections);
   } catch (std::exception const& e) {
@@ -405,6 +427,9 @@ int32_t YoloLayerPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInp
       return -1;
     }
     mNbInputs = nbInputs;
+    // Load the kernel now (CUDA lazy loading), not in the first enqueue, which may be captured into a
+    // CUDA graph. A failure here (no usable device) fails enqueue too, and enqueue reports it.
+    (void)decode_cuda_prepare(p.fp16);
     return 0;
   } catch (std::exception const& e) {
     fail("onShapeChange", e.what());
@@ -427,6 +452,13 @@ int32_t YoloLayerPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensor
     if (outputDesc[1].dims.nbDims != 3 || outputDesc[1].dims.d[1] != p.max_detections) {
       why = "output rows (" + str(outputDesc[1].dims.nbDims == 3 ? outputDesc[1].dims.d[1] : -1) +
             ") differ from the planned max_detections (" + str(p.max_detections) + ")";
+      fail("enqueue", why.c_str());
+      return -1;
+    }
+    if (workspace == nullptr && p.batch > 0) {  // every call with images needs its counters
+      why = "no workspace; these shapes need " +
+            str(static_cast<int64_t>(decode_workspace_size(p.batch, p.total_anchors(), p.max_detections))) +
+            " bytes (getWorkspaceSize)";
       fail("enqueue", why.c_str());
       return -1;
     }

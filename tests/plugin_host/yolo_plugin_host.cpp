@@ -20,15 +20,26 @@
 //   shapechange IN...                       onShapeChange; IN = TYPE:DIMS
 //   serialize                               getFieldsToSerialize; the fields become the pending fields
 //   clone | attach                          clone() / attachToContext() -> the current plugin
-//   enqueue IN... -- INPUT_FILE OUT_PREFIX  enqueue on a GPU (inputs read from a file, outputs pre-filled
+//   enqueue IN... -- INPUT_FILE OUT_PREFIX [noworkspace]
+//                                           enqueue on a GPU (inputs read from a file, outputs pre-filled
 //                                           with garbage, written to OUT_PREFIX.{0,1,2,3}.bin); without one
-//                                           the same call with host pointers: the error path
+//                                           the same call with host pointers: the error path;
+//                                           noworkspace: workspace = nullptr
+//   decode [max_detections=N] [batch=N] [ws_offset=K] [fp16] [stale]
+//                                           the kernel's C entry, decode_cuda (linked in, not through the
+//                                           plugin), on one 4x4 level of 1 anchor, 1 class: its return
+//                                           value, and the error pending afterwards (stale: one left
+//                                           pending before the call, by cudaSetDevice(-1)); device
+//                                           buffers on a GPU, else host ones
+//   prepare fp32|fp16                       decode_cuda_prepare
 #include <NvInferRuntime.h>
 #include <NvInferVersion.h>
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,6 +52,7 @@
 #include <vector>
 
 #include "host_exprs.h"
+#include "yoloDecode.h"
 
 using namespace nvinfer1;
 
@@ -380,6 +392,11 @@ class Host {
       adopt(runtime()->attachToContext(&mResources), j);
     } else if (c == "enqueue") {
       enqueue(a, j);
+    } else if (c == "decode") {
+      decode(a, j);
+    } else if (c == "prepare") {
+      if (a.size() != 2 || (a[1] != "fp32" && a[1] != "fp16")) bad("prepare fp32|fp16");
+      j.str("rc", cudaGetErrorName(static_cast<cudaError_t>(trtdeploy::yolo::decode_cuda_prepare(a[1] == "fp16"))));
     } else {
       bad("unknown command '" + c + "'");
     }
@@ -571,6 +588,7 @@ class Host {
   }
 
   void enqueue(std::vector<std::string> const& a, Json& j);
+  void decode(std::vector<std::string> const& a, Json& j);
 };
 
 // ---- enqueue: on a GPU for real, else the error path ---------------------------------------------
@@ -590,8 +608,10 @@ void Host::enqueue(std::vector<std::string> const& a, Json& j) {
   std::vector<TensorSpec> in;
   size_t i = 1;
   for (; i < a.size() && a[i] != "--"; ++i) in.push_back(toTensor(a[i]));
-  if (a.size() < i + 3) bad("enqueue IN... -- INPUT_FILE OUT_PREFIX");
+  if (a.size() < i + 3 || a.size() > i + 4 || (a.size() == i + 4 && a[i + 3] != "noworkspace"))
+    bad("enqueue IN... -- INPUT_FILE OUT_PREFIX [noworkspace]");
   std::string const inputFile = a.at(i + 1), outPrefix = a.at(i + 2);
+  bool const noWorkspace = a.size() == i + 4;
 
   // Output shapes as TensorRT computes them: getOutputShapes on constant dims.
   host::ExprBuilder builder;
@@ -632,7 +652,8 @@ void Host::enqueue(std::vector<std::string> const& a, Json& j) {
     std::vector<float> dummy(16);
     std::vector<void const*> ins(in.size(), dummy.data());
     std::vector<void*> outs(4, dummy.data());
-    j.num("rc", runtime()->enqueue(inDesc.data(), outDesc.data(), ins.data(), outs.data(), dummy.data(), nullptr));
+    j.num("rc", runtime()->enqueue(inDesc.data(), outDesc.data(), ins.data(), outs.data(),
+                                   noWorkspace ? nullptr : dummy.data(), nullptr));
     return;
   }
 
@@ -671,7 +692,8 @@ void Host::enqueue(std::vector<std::string> const& a, Json& j) {
     cudaStream_t stream = nullptr;
     check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
     std::vector<void const*> ins(dIn.begin(), dIn.end());
-    int32_t rc = runtime()->enqueue(inDesc.data(), outDesc.data(), ins.data(), dOut.data(), ws, stream);
+    int32_t rc = runtime()->enqueue(inDesc.data(), outDesc.data(), ins.data(), dOut.data(),
+                                    noWorkspace ? nullptr : ws, stream);
     check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
     cudaStreamDestroy(stream);
     j.num("rc", rc);
@@ -686,6 +708,81 @@ void Host::enqueue(std::vector<std::string> const& a, Json& j) {
     throw;
   }
   cleanup();
+}
+
+// decode_cuda called directly, as a C++ user of the kernel would: 1 level of 4x4 cells, 1 anchor,
+// 1 class, every anchor kept (inputs 0.5, threshold 0.1).
+void Host::decode(std::vector<std::string> const& a, Json& j) {
+  namespace y = trtdeploy::yolo;
+  y::DecodeParams p;
+  p.batch = 2;
+  p.num_levels = 1;
+  p.num_anchors = 1;
+  p.num_classes = 1;
+  p.grid_h[0] = p.grid_w[0] = 4;
+  p.anchors[0] = p.anchors[1] = 8.f;
+  p.score_threshold = 0.1f;
+  size_t wsOffset = 0;
+  bool stale = false;
+  for (size_t i = 1; i < a.size(); ++i) {
+    if (a[i] == "fp16") p.fp16 = true;
+    else if (a[i] == "stale") stale = true;
+    else if (a[i].rfind("batch=", 0) == 0) p.batch = static_cast<int>(toInt(a[i].substr(6)));
+    else if (a[i].rfind("ws_offset=", 0) == 0) wsOffset = static_cast<size_t>(toInt(a[i].substr(10)));
+    else if (a[i].rfind("max_detections=", 0) != 0) bad("decode [max_detections=N] [batch=N] [ws_offset=K] [fp16] [stale]");
+  }
+  if (char const* err = y::finalize(p, 8)) bad(err);
+  for (size_t i = 1; i < a.size(); ++i)  // after finalize: the unchecked value reaches decode_cuda
+    if (a[i].rfind("max_detections=", 0) == 0) p.max_detections = static_cast<int>(toInt(a[i].substr(15)));
+  int const rows = std::max(1, std::min(p.max_detections, p.total_anchors()));
+  size_t const cells = static_cast<size_t>(std::max(p.batch, 1)) * 6 * 16;
+  size_t const sizes[] = {cells * 4, static_cast<size_t>(std::max(p.batch, 1)) * sizeof(int32_t),
+                          static_cast<size_t>(std::max(p.batch, 1)) * rows * 16,
+                          static_cast<size_t>(std::max(p.batch, 1)) * rows * 4,
+                          static_cast<size_t>(std::max(p.batch, 1)) * rows * 4,
+                          y::decode_workspace_size(std::max(p.batch, 1), p.total_anchors(), rows) + wsOffset};
+  int devices = 0;
+  bool const gpu = cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0;
+  cudaGetLastError();  // the host's own query: not the state under test
+  j.boolean("device", gpu);
+  struct Buffers {  // device buffers, freed on every way out
+    std::vector<void*> device;
+    ~Buffers() {
+      for (void* ptr : device) cudaFree(ptr);
+    }
+  } owned;
+  std::vector<void*> bufs;
+  std::vector<std::vector<float>> host;
+  for (size_t b : sizes) {
+    if (gpu) {
+      void* ptr = nullptr;
+      check(cudaMalloc(&ptr, b), "cudaMalloc");
+      owned.device.push_back(ptr);
+      bufs.push_back(ptr);
+    } else {
+      host.emplace_back((b + 15) / 4 + 4);
+      bufs.push_back(reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(host.back().data()) + 15) / 16 * 16));
+    }
+  }
+  if (gpu) {
+    std::vector<float> in(cells, 0.5f);
+    std::vector<uint16_t> in16(cells, 0x3800);  // 0.5 in IEEE half
+    check(cudaMemcpy(bufs[0], p.fp16 ? static_cast<void const*>(in16.data()) : in.data(), p.fp16 ? cells * 2 : cells * 4,
+                     cudaMemcpyHostToDevice),
+          "cudaMemcpy");
+  }
+  p.inputs[0] = bufs[0];
+  if (stale) j.str("stale", cudaGetErrorName(cudaSetDevice(-1)));
+  cudaError_t const rc = static_cast<cudaError_t>(
+      y::decode_cuda(p, static_cast<int32_t*>(bufs[1]), static_cast<float*>(bufs[2]), static_cast<float*>(bufs[3]),
+                     static_cast<int32_t*>(bufs[4]), static_cast<char*>(bufs[5]) + wsOffset, nullptr));
+  j.str("rc", cudaGetErrorName(rc)).str("pending", cudaGetErrorName(cudaPeekAtLastError()));
+  cudaGetLastError();
+  if (gpu && rc == cudaSuccess) {
+    std::vector<int32_t> num(static_cast<size_t>(p.batch));
+    check(cudaMemcpy(num.data(), bufs[1], num.size() * 4, cudaMemcpyDeviceToHost), "cudaMemcpy");
+    j.raw("num_detections", list(num, [](int32_t v) { return std::to_string(v); }));
+  }
 }
 
 }  // namespace

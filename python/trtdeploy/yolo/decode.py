@@ -115,15 +115,20 @@ def decode_cpu(levels: Sequence[np.ndarray], anchors, max_stride: int, num_class
 
 def decode_cuda(levels, anchors, max_stride: int, num_classes: int, score_threshold: float = 0.25,
                 score_mode: int = 0, max_detections: int = 0, outputs=None, workspace=None, stream=None):
-    """The CUDA kernel on GPU arrays (torch tensors or cupy arrays, float32/float16, C-contiguous).
+    """The CUDA kernel on GPU arrays (torch tensors or cupy arrays, float32/float16, C-contiguous), run on
+    the levels' device (outputs and workspace must be on it too).
 
-    outputs/workspace: preallocate them once (``allocate_cuda``) to keep allocation out of a loop.
-    stream: a raw cudaStream_t as int (default: torch's / cupy's current stream)."""
+    outputs/workspace: preallocate them once (``allocate_cuda``) to keep allocation out of a loop. A
+    workspace serves one call at a time: calls that may overlap (several streams or threads, graphs
+    replayed concurrently) need one each, since a call resets the counters a still-running call waits
+    on, which then never finishes. ``boxes`` and the workspace must be 16-byte aligned (allocate_cuda's
+    are). stream: a raw cudaStream_t as int (default: torch's / cupy's current stream of that device)."""
     from .. import _C
 
     if not hasattr(_C, "yolo_decode_cuda"):
         raise TrtDeployError("trtdeploy was built without CUDA: reinstall where nvcc is on PATH")
     lib = _array_lib(levels[0])
+    device = _device_index(levels[0], "level 0")
     shapes = [tuple(int(d) for d in lv.shape) for lv in levels]
     anchors_list = [float(a) for a in np.asarray(anchors).reshape(-1)]
     dtypes = {str(lv.dtype).replace("torch.", "") for lv in levels}
@@ -132,20 +137,28 @@ def decode_cuda(levels, anchors, max_stride: int, num_classes: int, score_thresh
     for i, lv in enumerate(levels):
         if not _contiguous(lv):
             raise TrtDeployError(f"level {i} is not contiguous; call .contiguous() first")
-    if outputs is None or workspace is None:
-        outputs, workspace = allocate_cuda(levels, anchors_list, max_stride, num_classes, max_detections)
-    else:
-        _check_buffers(shapes, anchors_list, max_stride, num_classes, max_detections, outputs, workspace)
-    if stream is None:
-        stream = lib.cuda.current_stream().cuda_stream if lib.__name__ == "torch" else lib.cuda.get_current_stream().ptr
-    num, boxes, scores, classes = outputs
-    try:
-        _C.yolo_decode_cuda([_ptr(lv) for lv in levels], [list(s) for s in shapes], dtypes == {"float16"}, anchors_list,
-                            int(max_stride), int(num_classes), float(score_threshold), int(score_mode),
-                            int(max_detections), _ptr(num), _ptr(boxes), _ptr(scores), _ptr(classes), _ptr(workspace),
-                            int(stream))
-    except ValueError as exc:
-        raise TrtDeployError(str(exc)) from None
+    with _on_device(lib, device):
+        if outputs is None or workspace is None:
+            outputs, workspace = allocate_cuda(levels, anchors_list, max_stride, num_classes, max_detections)
+        else:
+            _check_buffers(shapes, anchors_list, max_stride, num_classes, max_detections, outputs, workspace)
+        named = [(f"level {i}", lv) for i, lv in enumerate(levels)] + \
+            list(zip(("num_detections", "boxes", "scores", "classes"), outputs)) + [("workspace", workspace)]
+        for name, x in named:
+            if _device_index(x, name) != device:
+                raise TrtDeployError(f"{name} is on CUDA device {_device_index(x, name)}, level 0 on device "
+                                     f"{device}: put every array on one device")
+        if stream is None:
+            stream = lib.cuda.current_stream(device).cuda_stream if lib.__name__ == "torch" else \
+                lib.cuda.get_current_stream().ptr
+        num, boxes, scores, classes = outputs
+        try:
+            _C.yolo_decode_cuda([_ptr(lv) for lv in levels], [list(s) for s in shapes], dtypes == {"float16"},
+                                anchors_list, int(max_stride), int(num_classes), float(score_threshold),
+                                int(score_mode), int(max_detections), _ptr(num), _ptr(boxes), _ptr(scores),
+                                _ptr(classes), _ptr(workspace), int(stream))
+        except ValueError as exc:
+            raise TrtDeployError(str(exc)) from None
     return outputs
 
 
@@ -158,13 +171,14 @@ def allocate_cuda(levels, anchors, max_stride, num_classes, max_detections=0):
                                int(max_detections))
     b, n = plan["batch"], plan["max_detections"]
     lib = _array_lib(levels[0])
+    device = _device_index(levels[0], "level 0")
     if lib.__name__ == "torch":
-        dev = levels[0].device
-        mk = lambda shape, dt: lib.empty(shape, dtype=getattr(lib, dt), device=dev)  # noqa: E731
+        mk = lambda shape, dt: lib.empty(shape, dtype=getattr(lib, dt), device=levels[0].device)  # noqa: E731
     else:
-        mk = lambda shape, dt: lib.empty(shape, dtype=dt)  # noqa: E731
-    outputs = (mk((b, 1), "int32"), mk((b, n, 4), "float32"), mk((b, n), "float32"), mk((b, n), "int32"))
-    workspace = mk((max(plan["workspace_bytes"], 4),), "uint8")
+        mk = lambda shape, dt: lib.empty(shape, dtype=dt)  # noqa: E731 - on the current device, set below
+    with _on_device(lib, device):
+        outputs = (mk((b, 1), "int32"), mk((b, n, 4), "float32"), mk((b, n), "float32"), mk((b, n), "int32"))
+        workspace = mk((max(plan["workspace_bytes"], 4),), "uint8")
     return outputs, workspace
 
 
@@ -190,6 +204,10 @@ def _check_buffers(shapes, anchors, max_stride, num_classes, max_detections, out
     if int(workspace.nbytes) < plan["workspace_bytes"]:
         raise TrtDeployError(f"workspace holds {int(workspace.nbytes)} bytes, these levels need "
                              f"{plan['workspace_bytes']}; allocate with allocate_cuda()")
+    for name, x in (("boxes output", outputs[1]), ("workspace", workspace)):
+        if _address(x) % 16:
+            raise TrtDeployError(f"the {name} starts at an address that is not a multiple of 16 (the kernel "
+                                 "reads and writes it 16 bytes at a time); allocate with allocate_cuda()")
 
 
 def _array_lib(x):
@@ -203,6 +221,32 @@ def _array_lib(x):
 
         return cupy
     raise TrtDeployError(f"expected torch CUDA tensors or cupy arrays, got {type(x).__name__}")
+
+
+def _device_index(x, name: str) -> int:
+    """The CUDA device ordinal of a torch tensor or cupy array."""
+    dev = getattr(x, "device", None)
+    if hasattr(dev, "type"):  # torch.device
+        if dev.type != "cuda":
+            raise TrtDeployError(f"{name} is on {dev}, not on a CUDA device")
+        return int(dev.index)
+    if hasattr(dev, "id"):  # cupy.cuda.Device
+        return int(dev.id)
+    raise TrtDeployError(f"{name} is a {type(x).__name__}, not a torch CUDA tensor or cupy array")
+
+
+def _on_device(lib, index: int):
+    """A context in which device `index` is lib's (torch's or cupy's) current CUDA device."""
+    return lib.cuda.device(index) if lib.__name__ == "torch" else lib.cuda.Device(index)
+
+
+def _address(x) -> int:
+    """The address of the first byte of a GPU array (or of a NumPy array, for the checks)."""
+    for attr in ("__cuda_array_interface__", "__array_interface__"):
+        iface = getattr(x, attr, None)
+        if iface is not None:
+            return int(iface["data"][0])
+    raise TrtDeployError(f"{type(x).__name__} exposes no array interface")
 
 
 def _ptr(x) -> int:
