@@ -125,3 +125,21 @@ def test_loaded_model_keeps_external_weights_beside_it(tmp_path):
     with pytest.raises(TrtDeployError, match="external data file missing"):
         load(src)
     assert load(src, load_external_data=False).graph.node
+
+
+def test_refused_write_leaves_no_folder_it_made(tmp_path):
+    """-o a/b/m.onnx whose check fails: the folders a/ and a/b/ that staging made are gone again; a
+    folder that existed before stays, and a committed write keeps the folders it made."""
+    m = load_fixture("view_cnn")
+
+    def refuse(staged):
+        raise TrtDeployError("no")
+
+    (tmp_path / "kept").mkdir()
+    for out in (tmp_path / "a" / "b" / "m.onnx", tmp_path / "kept" / "c" / "m.onnx"):
+        with pytest.raises(TrtDeployError):
+            save(m, out, check=refuse)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
+    save(m, tmp_path / "a" / "b" / "m.onnx")
+    assert (tmp_path / "a" / "b" / "m.onnx").is_file()
+
