@@ -143,3 +143,18 @@ def test_refused_write_leaves_no_folder_it_made(tmp_path):
     save(m, tmp_path / "a" / "b" / "m.onnx")
     assert (tmp_path / "a" / "b" / "m.onnx").is_file()
 
+
+def test_atomic_savez_takes_any_tensor_name(tmp_path):
+    """np.savez(f, **arrays) fails for a tensor named 'file' (its own parameter)."""
+    import numpy as np
+
+    from trtdeploy.io import atomic_savez
+
+    arrays = {"file": np.arange(3, dtype=np.float32), "allow_pickle": np.ones((2, 2), np.int64),
+              "/model/Conv_output_0": np.zeros((1, 2), np.float16)}
+    atomic_savez(tmp_path / "d.npz", arrays)
+    with np.load(tmp_path / "d.npz") as got:
+        assert sorted(got.files) == sorted(arrays)
+        for k, v in arrays.items():
+            assert got[k].dtype == v.dtype and np.array_equal(got[k], v)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]

@@ -276,12 +276,31 @@ def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def atomic_savez(path: str | os.PathLike, arrays: dict) -> Path:
-    """np.savez to a temp file, then rename (keys are tensor names)."""
+    """An .npz (what np.savez writes: one NAME.npy entry per array; np.load gives them back by name),
+    staged, then renamed into place. Written entry by entry rather than through np.savez(**arrays), whose
+    own parameter names ('file', 'allow_pickle') cannot be tensor names there."""
+    import zipfile
+
     import numpy as np
 
     path = Path(path)
     with Staging(path) as st:
-        with open(st.model, "wb") as f:
-            np.savez(f, **arrays)
+        with zipfile.ZipFile(st.model, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, arr in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+        st.commit()
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data, protect: Iterable[str | os.PathLike] = ()) -> Path:
+    """Bytes (an engine, a timing cache, a JSON sidecar) staged beside ``path``, then renamed into place."""
+    path = Path(path)
+    with Staging(path, protect) as st:
+        try:
+            with open(st.model, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise TrtDeployError(f"cannot write {path}: {exc.strerror or exc}") from None
         st.commit()
     return path
