@@ -155,6 +155,16 @@ def test_dry_run_refuses_what_cannot_build(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr, proc.stderr
     proc = run_cli("build", fixture_path("yolov5_p5_op13"), "--dry-run", "--timing-cache", tmp_path)
     assert proc.returncode == 1 and "is a folder" in proc.stderr
+    # what a real build would only find after building: an engine or cache it cannot write, a workspace of -5
+    for flags, want in ((["-o", "/proc/x.engine"], "-o /proc/x.engine: '/proc' is a kernel file system"),
+                        (["--timing-cache", "/proc/x.cache"], "--timing-cache /proc/x.cache: '/proc' is a kernel"),
+                        (["-o", str(tmp_path / "f" / "x.engine")], "is not a folder"),
+                        (["--workspace", "-5"], "--workspace -5: give a positive size in MiB")):
+        (tmp_path / "f").write_text("a file")
+        proc = run_cli("build", fixture_path("yolov5_p5_op13"), "--dry-run", *flags)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("trtdeploy build: error: ")
+        assert want in proc.stderr, proc.stderr
 
 
 def test_static_dims_and_order_checked():
