@@ -269,3 +269,18 @@ def test_expose_all_skips_constants_reaches_bodies_and_untyped(tmp_path):
     assert "1 tensor(s) of unknown type (custom op outputs?) not exposed: b" in proc.stderr
     assert [o.name for o in onnx.load(str(tmp_path / "e.onnx")).graph.output] == ["y", "a"]
     assert "checked: same outputs" in proc.stderr
+
+
+@pytest.mark.parametrize("value,message", [("0", "0 is not a batch size (1 or more)"),
+                                           ("-1", "-1 is not a batch size (1 or more)"),
+                                           ("1,x", "'x' is not a whole number"), ("1,,2", "'' is not a whole number")])
+def test_batch_sizes_are_one_or_more_in_dynamic_and_verify(tmp_path, value, message):
+    """--batch-sizes 0 compared nothing and wrote the model; -1 was a traceback."""
+    dyn = tmp_path / "d.onnx"
+    proc = run_cli("dynamic", fixture_path("flatten"), "-o", dyn, "--batch-sizes", value)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().endswith(f"--batch-sizes '{value}': {message}" + ("; e.g. --batch-sizes 1,2,4" if "whole" in message else ""))
+    assert not dyn.exists()
+    assert run_cli("dynamic", fixture_path("flatten"), "-o", dyn).returncode == 0
+    proc = run_cli("verify", fixture_path("flatten"), dyn, "--batch-sizes", value)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr

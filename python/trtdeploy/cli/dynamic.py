@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ._common import add_model_io, add_verify_options, load, log, output_path, write_checked
+from ._common import add_batch_sizes, add_model_io, add_verify_options, batch_sizes, load, log, output_path, write_checked
 
 
 def add_parser(sub):
@@ -18,7 +18,7 @@ def add_parser(sub):
                    help="a Resize/Slice whose fixed size is meant (interpolate(size=...), x[:, :n]): left as it is "
                         "(the output lists the nodes rewritten on that guess)")
     add_verify_options(p)
-    p.add_argument("--batch-sizes", metavar="N,N,...", help="batch sizes of the check (default: 1x, 2x, 3x the original)")
+    add_batch_sizes(p)
     return p
 
 
@@ -30,16 +30,11 @@ def run(args):
     from ..verify import CannotRun, dynamic_outputs
 
     out = output_path(args)
+    sizes = batch_sizes(args.batch_sizes)
     spec = {}
     for text in args.dims or []:
         for name, axes in parse_dims(text).items():
             spec.setdefault(name, {}).update(axes)
-    sizes = None
-    if args.batch_sizes:
-        try:
-            sizes = [int(x) for x in args.batch_sizes.split(",")]
-        except ValueError:
-            raise TrtDeployError(f"--batch-sizes '{args.batch_sizes}': expected numbers separated by ','") from None
     model = load(args.model)
     default = None if spec else default_dims(model)
     log.info("rewriting shapes")

@@ -113,6 +113,8 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
         n = syms[batch][2]
         sizes = batch_sizes or [n, 2 * n, 3 * n]
         for b in sizes:
+            if b < 1:
+                raise TrtDeployError(f"batch size {b}: give sizes of 1 or more")
             if b % n:
                 raise TrtDeployError(f"batch size {b} is not a multiple of the original batch {n}")
             feeds = feeds_at({batch: b}, probe.seed + b)
