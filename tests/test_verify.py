@@ -180,3 +180,27 @@ def test_verify_command_takes_shapes(tmp_path):
     proc = run_cli("verify", hw, bhw, "--shapes", "input:1x3x48x32")
     assert proc.returncode == 0, proc.stderr
     assert textwrap.dedent("ok  batch=2 vs original") in proc.stdout
+
+
+def _affine(scale: float, shift: float) -> onnx.ModelProto:
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    g = helper.make_graph([helper.make_node("Mul", ["x", "s"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TP.FLOAT, [4, 64])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [4, 64])],
+                          initializer=[numpy_helper.from_array(np.array(scale, np.float32), "s"),
+                                       numpy_helper.from_array(np.array(shift, np.float32), "b")])
+    return onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)])
+
+
+def test_near_zero_outputs_compare_at_float_resolution():
+    """The tolerance was relative to the output's range only: an output of a few 1e-8 (PP-OCRv4 det's text
+    map on noise) that a simplified graph computes 1.5 float32 units apart was refused. A floor of a few
+    units of float rounding (at 1) lets that pass, says the output is near-constant, and still refuses more."""
+    m = _affine(1e-7, 0.0)
+    report = same_outputs(m, _affine(1e-7, 1.5e-7), Probe(m))
+    assert report["checks"][0]["max_abs_diff"] == pytest.approx(1.5e-7, rel=0.01)
+    assert any("output 'y' is constant up to float rounding (spread" in n for n in report["notes"])
+    with pytest.raises(TrtDeployError, match=r"output 'y' differs from the original's: max abs diff 2e-06"):
+        same_outputs(m, _affine(1e-7, 2e-6), Probe(m))

@@ -177,6 +177,15 @@ def _run_original(sess, feeds, probe: Probe, k: int):
 _TOL = {"float32": (1e-3, 1e-4), "float16": (1e-2, 1e-3)}  # (rtol, atol as a fraction of the output's range)
 
 
+def _eps_floor(dtype, scale: float) -> float:
+    """The absolute floor of a comparison: a few units of the dtype's rounding at the output's scale,
+    and at 1 for outputs near 0 (the range-relative tolerance alone failed every near-zero output: PP-OCRv4
+    det's sigmoid on noise gives 1.8e-7 where a reordered sum gives 0, 1.5 units of float32 rounding)."""
+    import numpy as np
+
+    return 4 * float(np.finfo(dtype).eps) * max(1.0, scale)
+
+
 def _compare(name: str, got: np.ndarray, ref: np.ndarray, where: str, tolerance: str = "float32") -> float:
     """got against ref (cast to got's dtype when the command declared a cast). Returns the max abs diff."""
     import numpy as np
@@ -200,11 +209,12 @@ def _compare(name: str, got: np.ndarray, ref: np.ndarray, where: str, tolerance:
     diff = np.where(finite, np.abs(g64 - r64), 0.0)
     scale = float(np.abs(r64[finite]).max(initial=0.0))
     rtol, atol = _TOL[tolerance]
-    over = diff - (atol * scale + rtol * np.abs(np.where(finite, r64, 0.0)) + 1e-12)
+    floor = _eps_floor(got.dtype, scale)
+    over = diff - (atol * scale + rtol * np.abs(np.where(finite, r64, 0.0)) + floor)
     worst = float(diff.max())
     if (over > 0).any():
         raise TrtDeployError(f"output '{name}' differs from the original's: max abs diff {worst:.3g} (range "
-                             f"{scale:.3g}; tolerance {rtol:g} relative + {atol:g} of the range) {where}")
+                             f"{scale:.3g}; tolerance {rtol:g} relative + {atol:g} of the range + {floor:.3g}) {where}")
     return worst
 
 
@@ -263,13 +273,24 @@ def _declared_shape(name, new, got, original, want, where) -> str | None:
 
 
 def _constant_outputs(outputs: dict) -> str | None:
-    """Float outputs that are one value everywhere on the check inputs (a detector seeing no object
-    in random noise): comparing them says little; real inputs would."""
-    same = [n for n, v in outputs.items() if v.dtype.kind == "f" and v.size > 1 and (v == v.flat[0]).all()]
-    if not same:
+    """Float outputs that are one value everywhere on the check inputs, or nearly (their spread within
+    4 times the comparison's floor: PP-OCRv4 det's text map on random noise is 0 to 6e-8), as a
+    detector seeing no object in noise gives: comparing them says little; real inputs would."""
+    import numpy as np
+
+    found = []
+    for n, v in outputs.items():
+        if v.dtype.kind != "f" or v.size < 2:
+            continue
+        f = v[np.isfinite(v)].astype(np.float64)
+        spread = float(f.max() - f.min()) if f.size else 0.0
+        if spread == 0:
+            found.append(f"output '{n}' is constant")
+        elif spread <= 4 * _eps_floor(v.dtype, float(np.abs(f).max())):
+            found.append(f"output '{n}' is constant up to float rounding (spread {spread:.3g})")
+    if not found:
         return None
-    return (f"output {', '.join(repr(n) for n in same)} is constant on the check inputs, so comparing it says "
-            "little; pass real inputs with --inputs FILE.npz")
+    return f"{', '.join(found)} on the check inputs, so comparing it says little; pass real inputs with --inputs FILE.npz"
 
 
 def _report(checks: list[dict], notes: list[str], probe: Probe | None) -> dict:
