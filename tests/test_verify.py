@@ -204,3 +204,40 @@ def test_near_zero_outputs_compare_at_float_resolution():
     assert any("output 'y' is constant up to float rounding (spread" in n for n in report["notes"])
     with pytest.raises(TrtDeployError, match=r"output 'y' differs from the original's: max abs diff 2e-06"):
         same_outputs(m, _affine(1e-7, 2e-6), Probe(m))
+
+
+def test_a_dtype_change_passes_only_when_declared():
+    """Any dtype change of an output was taken for a declared cast: a simplify or remove-node that turned
+    an output float16 (or an input int32) passed. Only insert-cast declares casts."""
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    def model(out_type, in_type=TP.FLOAT):
+        nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TP.FLOAT), helper.make_node("Relu", ["xf"], ["r"]),
+                 helper.make_node("Cast", ["r"], ["y"], to=out_type)]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", in_type, [2, 3])],
+                              [helper.make_tensor_value_info("y", out_type, [2, 3])])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+    m = model(TP.FLOAT)
+    with pytest.raises(TrtDeployError, match="output 'y' is float16, the original's is float32, and the command changes no"):
+        same_outputs(m, model(TP.FLOAT16), Probe(m))
+    assert same_outputs(m, model(TP.FLOAT16), Probe(m), tolerance="float16", casts={"y": TP.FLOAT16})["checks"]
+    with pytest.raises(TrtDeployError, match="input 'x' is float16 in the new model, float32 in the original"):
+        same_outputs(m, model(TP.FLOAT, TP.FLOAT16), Probe(m))
+
+
+def test_insert_cast_declares_what_it_casts(tmp_path):
+    from onnx import TensorProto as TP
+
+    from trtdeploy.surgery.nodes import insert_cast
+
+    m = load_fixture("flatten")
+    casts: dict = {}
+    insert_cast(m, "out", "float16", casts)
+    assert casts == {"out": TP.FLOAT16}
+    casts = {}
+    insert_cast(m, "input", "float16", casts)
+    assert casts == {"input": TP.FLOAT16}
+    proc = run_cli("insert-cast", fixture_path("flatten"), "-o", tmp_path / "o.onnx", "--tensor", "out", "--to", "fp16")
+    assert proc.returncode == 0, proc.stderr

@@ -162,11 +162,14 @@ def _drop_dangling(g: onnx.GraphProto, candidates: list[str]) -> None:
             g.input.remove(i)
 
 
-def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int) -> onnx.ModelProto:
+def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int,
+                casts: dict[str, int] | None = None) -> onnx.ModelProto:
     """Cast ``tensor`` to ``to`` for everything that reads it. On a graph output the output keeps
     its name and gets the new dtype. On a graph input the input itself takes the new dtype (the caller
     feeds e.g. int32 instead of int64) and a Cast back to its old dtype follows it, so the graph
-    computes as before. Downstream ops that cannot take the new type are an error."""
+    computes as before. Downstream ops that cannot take the new type are an error. ``casts`` (a dict)
+    receives {graph input/output: its new elem type} for each one whose dtype changed."""
+    casts = casts if casts is not None else {}
     m = copy_model(model)
     g = m.graph
     to = parse_dtype(to)
@@ -194,6 +197,7 @@ def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int) -> onnx.Mode
                 _apply_graph(sub, {tensor: inner})
         g.node.insert(0, helper.make_node("Cast", [tensor], [inner], name=fresh(f"{tensor}_Cast"), to=old))
         vi.type.tensor_type.elem_type = to
+        casts[tensor] = to
         _check_types(m, tensor)
         return m
     if tensor in out_names:
@@ -214,6 +218,7 @@ def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int) -> onnx.Mode
         for o in g.output:
             if o.name == tensor:
                 o.type.tensor_type.elem_type = to
+                casts[o.name] = to
     else:
         new = fresh(f"{tensor}_{dtype_name}")
         cast = helper.make_node("Cast", [tensor], [new], name=fresh(f"{tensor}_Cast"), to=to)
@@ -228,6 +233,8 @@ def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int) -> onnx.Mode
     types = propagate(m)
     for o in g.output:  # graph outputs downstream of the cast take their new dtype
         if o.name in down and o.name in types and types[o.name][0]:
+            if o.type.tensor_type.elem_type != types[o.name][0]:
+                casts[o.name] = types[o.name][0]
             o.type.tensor_type.elem_type = types[o.name][0]
     _check_types(m, tensor)
     return m

@@ -142,17 +142,21 @@ class Probe:
         return (f"sizes guessed for dynamic dims (give --shapes or --inputs for others): {', '.join(self.guesses)}")
 
 
-def _cast_feeds(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Feeds for a model whose inputs may have another dtype (a declared cast of a graph input)."""
+def _cast_feeds(model: onnx.ModelProto, feeds: dict[str, np.ndarray], casts=None) -> dict[str, np.ndarray]:
+    """Feeds for ``model``, whose inputs named in ``casts`` (a declared cast of a graph input: None
+    for all of them) take another dtype; another input whose dtype changed is an error."""
     import numpy as np
 
-    from .._graph import data_inputs
+    from .._graph import data_inputs, dtype_name
     from ..ort import _NP
 
     out = dict(feeds)
     for vi in data_inputs(model.graph):
         dt = _NP.get(vi.type.tensor_type.elem_type)
         if vi.name in out and dt is not None and out[vi.name].dtype != np.dtype(dt):
+            if casts is not None and vi.name not in casts:
+                raise TrtDeployError(f"input '{vi.name}' is {dtype_name(vi.type.tensor_type.elem_type)} in the new "
+                                     f"model, {out[vi.name].dtype} in the original, and the command changes no dtype")
             out[vi.name] = out[vi.name].astype(dt)
     return out
 
@@ -186,14 +190,19 @@ def _eps_floor(dtype, scale: float) -> float:
     return 4 * float(np.finfo(dtype).eps) * max(1.0, scale)
 
 
-def _compare(name: str, got: np.ndarray, ref: np.ndarray, where: str, tolerance: str = "float32") -> float:
-    """got against ref (cast to got's dtype when the command declared a cast). Returns the max abs diff."""
+def _compare(name: str, got: np.ndarray, ref: np.ndarray, where: str, tolerance: str = "float32",
+             cast: bool = False) -> float:
+    """got against ref, of the same dtype unless the command declared a cast of this output (``cast``:
+    ref is cast to got's dtype). Returns the max abs diff."""
     import numpy as np
 
     if got.shape != ref.shape:
         raise TrtDeployError(f"output '{name}' has shape {list(got.shape)}, the original's is {list(ref.shape)} "
                              f"({where})")
     if got.dtype != ref.dtype:
+        if not cast:
+            raise TrtDeployError(f"output '{name}' is {got.dtype}, the original's is {ref.dtype}, and the command "
+                                 f"changes no dtype ({where})")
         ref = ref.astype(got.dtype)  # the declared cast
     if not ref.size:
         return 0.0
@@ -218,10 +227,13 @@ def _compare(name: str, got: np.ndarray, ref: np.ndarray, where: str, tolerance:
     return worst
 
 
-def same_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe, tolerance: str = "float32") -> dict:
-    """Every output of the original, with the same shape and values in the new model (extra outputs of
-    the new model are not compared), at the probe's base inputs and, when the model has dynamic dims,
-    at two other sizes (a size the original itself does not run at is skipped and said so)."""
+def same_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe, tolerance: str = "float32",
+                 casts: dict[str, int] | None = None) -> dict:
+    """Every output of the original, with the same shape, dtype and values in the new model (extra outputs
+    of the new model are not compared), at the probe's base inputs and, when the model has dynamic dims,
+    at two other sizes (a size the original itself does not run at is skipped and said so). ``casts``:
+    the graph inputs/outputs whose dtype the command declares changed ({name: new elem type}, as
+    insert-cast reports them); any other dtype change is an error."""
     from ..ort import run
 
     sess_o, sess_n = _sessions(original, new)
@@ -236,8 +248,9 @@ def same_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe, 
         if want is None:
             notes.append(f"not compared {probe.where(k)}: the original model does not run there")
             continue
-        got = run(sess_n, _cast_feeds(new, feeds), names)
-        worst = max((_compare(n, got[n], want[n], probe.where(k), tolerance) for n in names), default=0.0)
+        got = run(sess_n, _cast_feeds(new, feeds, casts or {}), names)
+        worst = max((_compare(n, got[n], want[n], probe.where(k), tolerance, cast=n in (casts or {}))
+                     for n in names), default=0.0)
         checks.append({"check": f"same outputs {probe.where(k)}", "max_abs_diff": worst})
         if k == 0 and _constant_outputs(want):
             notes.append(_constant_outputs(want))
