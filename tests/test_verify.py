@@ -73,6 +73,20 @@ def test_checker_failure_refused_unless_the_input_fails_too(tmp_path):
     onnx.save(broken, str(src))  # the input fails already: not held against the output (ort refuses it)
     write_checked(_args(src, tmp_path / "o.onnx"), broken, broken, None)
     assert (tmp_path / "o.onnx").exists()
+    # any failure of the input excused every failure of the output: only the very same one is
+    worse = onnx.ModelProto()
+    worse.CopyFrom(broken)
+    worse.graph.node[-1].input[0] = "nowhere"  # a tensor nothing produces: the plain checker fails
+    with pytest.raises(TrtDeployError, match=r"fails onnx.checker \(full\): .*nowhere"):
+        write_checked(_args(src, tmp_path / "w.onnx"), broken, worse, None)
+    other = onnx.ModelProto()
+    other.CopyFrom(broken)
+    relu = next(n for n in other.graph.node if n.op_type == "Relu")
+    relu.op_type = "Softmax"
+    relu.attribute.append(onnx.helper.make_attribute("axis", 7))  # another shape inference failure, first
+    with pytest.raises(TrtDeployError, match=r"fails onnx.checker \(full\): .*axis"):
+        write_checked(_args(src, tmp_path / "w.onnx"), broken, other, None)
+    assert not (tmp_path / "w.onnx").exists()
 
 
 def test_no_verify_says_so_and_no_onnxruntime_says_only_the_checker_ran(tmp_path):

@@ -1,7 +1,8 @@
 """The one check every model-writing command runs on what it wrote, before the atomic rename.
 
 1. ``checker``: onnx.checker on the written file (the full check, with strict shape inference, when
-   every op is an ONNX op). A failure the input model has too is reported, not held against the output.
+   every op is an ONNX op). The very failure the input model has too (same error, same first line) is
+   reported, not held against the output; any other is an error.
 2. A promise, compared in onnxruntime on the same inputs (``Probe``: --inputs values, --shapes, else
    sizes guessed for dynamic dims and named in the report). Each command says what it keeps; the
    comparing is done here, once:
@@ -62,29 +63,37 @@ def full_check_allowed(model: onnx.ModelProto) -> bool:
     return all(n.domain in _ONNX_DOMAINS for g in model_graphs(model) for n in g.node) and not model.functions
 
 
-def _checker_error(path, full: bool) -> str | None:
+def _checker_error(path, full: bool) -> tuple[str, str] | None:
+    """(error class, first line of the message) of onnx.checker on the file, or None when it passes."""
     import onnx
 
     try:
         onnx.checker.check_model(str(path), full_check=full)
     except Exception as exc:  # ValidationError, InferenceError, ...
         text = str(exc).strip().splitlines()
-        return text[0] if text else type(exc).__name__
+        return type(exc).__name__, text[0] if text else type(exc).__name__
     return None
 
 
 def checker(path, model: onnx.ModelProto, original_path=None) -> str:
     """onnx.checker on the file at ``path`` (``model`` is its content, to choose the full check).
-    Raises TrtDeployError when it fails and the input (``original_path``) does not; returns a note."""
+    Raises TrtDeployError when it fails, unless the input (``original_path``) fails with the very same
+    error (class and first line, names included): only that failure is the input's, and the plain
+    check (without shape inference) must then still pass on the output wherever it passes on the input.
+    Returns a note."""
     full = full_check_allowed(model)
     err = _checker_error(path, full)
     what = "onnx.checker (full)" if full else "onnx.checker (plugin ops: without shape inference)"
     if err is None:
         return f"{what}: ok"
     before = _checker_error(original_path, full) if original_path is not None else None
-    if original_path is not None and before is not None:
-        return f"{what}: the input model fails it already ({before}); not held against the output"
-    raise TrtDeployError(f"the written model fails {what}: {err}")
+    if before != err:
+        raise TrtDeployError(f"the written model fails {what}: {err[1]}")
+    if full:
+        plain = _checker_error(path, False)
+        if plain is not None and plain != _checker_error(original_path, False):
+            raise TrtDeployError(f"the written model fails onnx.checker (without shape inference): {plain[1]}")
+    return f"{what}: the input model fails it already, with the same error ({err[1]}); not held against the output"
 
 
 # ---- 2. what the check runs on ------------------------------------------------------------------------
