@@ -10,7 +10,8 @@
      at the original sizes and, for dynamic dims, at two other sizes (remove-node, insert-cast,
      simplify, expose);
    - ``fp16_outputs``: within what rounding to float16 explains: the float32 model run with its
-     weights, inputs and every activation rounded to float16 is the yardstick (fp16);
+     weights, inputs and activations rounded to float16 where the float16 model holds them in float16
+     is the yardstick (fp16);
    - ``dynamic_outputs``: at several batch sizes, each sample against the original run on it alone;
      other new dynamic dims only run (dynamic, verify);
    - ``same_names``: a rename, structurally, from the names the wire reader lists (rename).
