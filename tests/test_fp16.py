@@ -139,7 +139,7 @@ def test_fp16_of_detectors_compares_what_their_selections_read(tmp_path):
     assert run_cli("yolo", "patch", fixture_path("yolov5_p5_op13"), "-o", v5, "--nms").returncode == 0
     proc = run_cli("fp16", v5, "-o", tmp_path / "v5h.onnx")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("(read by 'YoloLayer_TRT' (YoloLayer_TRT), after a selection)") == 3
+    assert proc.stderr.count("(what 'YoloLayer_TRT' (YoloLayer_TRT) reads)") == 3
     assert "only onnx.checker ran" not in proc.stderr
     proc = run_cli("fp16", fixture_path("yolo26n_end2end"), "-o", tmp_path / "e2e.onnx")
     assert proc.returncode == 0 and "'output0' follow '/model.23/TopK' (TopK)" in proc.stderr, proc.stderr
@@ -215,3 +215,24 @@ def test_a_tensor_float16_cannot_hold_is_named_with_the_flags_that_keep_it():
                                              r"'dequant' \(Mul\)\), which the float16 model holds .* --keep-node dequant$"):
         fp16_outputs(m, to_fp16(m), Probe(m, values={"xi8": x}))
     assert fp16_outputs(m, to_fp16(m, keep_nodes={"dequant"}), Probe(m, values={"xi8": x}))["checks"]
+
+
+def test_compared_tensors_say_where_they_are_read():
+    """What a TopK ranks is 'what it selects from'; a tensor a later node reads is 'read by it after a
+    selection' (both were 'read by ..., after a selection'); a graph input is fed alike to both models."""
+    from onnx import helper
+
+    from trtdeploy.verify.fp16 import compared_tensors
+
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("Sigmoid", ["x"], ["b"], name="sig"),
+             helper.make_node("TopK", ["a", "k"], ["v", "i"], name="topk", axis=1),
+             helper.make_node("GatherElements", ["b", "i"], ["picked"], name="pick", axis=1),
+             helper.make_node("Add", ["picked", "x"], ["y"], name="add")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [1, 8])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [1, 3])],
+                          initializer=[onnx.numpy_helper.from_array(np.array([3], np.int64), "k")])
+    compared, followers = compared_tensors(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    assert compared == {"a": "tensor 'a' (what 'topk' (TopK) selects from)",
+                        "b": "tensor 'b' (read by 'pick' (GatherElements) after a selection)"}
+    assert followers == {"'y'": ["'topk' (TopK)"]}

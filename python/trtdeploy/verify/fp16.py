@@ -273,10 +273,17 @@ def compared_tensors(model: onnx.ModelProto) -> tuple[dict[str, str], dict[str, 
             for label in reads:
                 selections[label] |= outs
     compared = {o.name: f"output '{o.name}'" for o in g.output if o.name not in downstream}
+    inputs = {i.name for i in g.input}  # fed alike to both models: nothing to compare
     for n in region:
         for x in n.input:
-            if x and x not in downstream and x not in compared and constant_value(x, g, prod) is None:
-                compared[x] = f"tensor '{x}' (read by {node_label(n)}, after a selection)"
+            if x and x not in downstream and x not in compared and x not in inputs and constant_value(x, g, prod) is None:
+                if n.op_type in SELECTIONS and n.domain in ("", "ai.onnx"):
+                    how = f"what {node_label(n)} selects from"
+                elif n.domain not in ("", "ai.onnx"):
+                    how = f"what {node_label(n)} reads"
+                else:
+                    how = f"read by {node_label(n)} after a selection"
+                compared[x] = f"tensor '{x}' ({how})"
     followers: dict[str, list[str]] = {}  # outputs -> the selections they follow
     for label, ts in selections.items():
         outs = ", ".join(repr(o.name) for o in g.output if o.name in ts)
