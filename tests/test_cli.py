@@ -284,3 +284,20 @@ def test_batch_sizes_are_one_or_more_in_dynamic_and_verify(tmp_path, value, mess
     assert run_cli("dynamic", fixture_path("flatten"), "-o", dyn).returncode == 0
     proc = run_cli("verify", fixture_path("flatten"), dyn, "--batch-sizes", value)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
+
+
+def test_passes_do_not_import_the_checks():
+    """surgery/ holds pure passes; the checks (verify/) use them, not the other way round. surgery/fp16.py
+    had a verify_fp16 wrapper importing verify. (names.rename_file, the file-to-file rename that checks what it
+    wrote, is the one file-level function there.)"""
+    import ast
+
+    import trtdeploy.surgery
+
+    folder = Path(trtdeploy.surgery.__file__).parent
+    offenders = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "verify" and node.level == 2:
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert [o for o in offenders if not o.startswith("names.py:")] == []

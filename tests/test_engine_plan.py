@@ -12,7 +12,8 @@ from conftest import fixture_path, load_fixture, ort_run, run_cli
 from trtdeploy import TrtDeployError, make_dynamic
 from trtdeploy.bench.stats import compare_padded, engine_markdown, summarize, write_report
 from trtdeploy.plan import ProfileSpec, add_shapes, make_plan, plan_profiles, profile_specs
-from trtdeploy.surgery.fp16 import to_fp16, verify_fp16
+from trtdeploy.surgery.fp16 import to_fp16
+from trtdeploy.verify import verify_fp16
 
 DYN = "yolov5_p5_dynamic_op12"  # images: [batch, 3, height, width]
 

@@ -54,7 +54,8 @@ def prepare_model(plan: BuildPlan, workdir: str) -> str:
     if plan.convert is None:
         return plan.model
     from .. import io
-    from ..surgery.fp16 import to_fp16, verify_fp16
+    from ..surgery.fp16 import to_fp16
+    from ..verify import verify_fp16
 
     model = io.load(plan.model)
     half = to_fp16(model)
