@@ -255,3 +255,23 @@ def test_insert_cast_declares_what_it_casts(tmp_path):
     assert casts == {"input": TP.FLOAT16}
     proc = run_cli("insert-cast", fixture_path("flatten"), "-o", tmp_path / "o.onnx", "--tensor", "out", "--to", "fp16")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_batch_is_compared_alone_where_other_dims_cannot_change():
+    """same_outputs changed every dynamic dim at once: a model whose width cannot change (PP-OCRv4 rec's
+    height, here a constant added along the width) was never compared at another batch."""
+    from onnx import helper
+
+    from trtdeploy.verify.__init__ import size_points
+
+    g = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 8, "w"])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 8, 64])],
+                          initializer=[numpy_helper.from_array(np.ones((1, 1, 64), np.float32), "c")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    p = Probe(m)
+    assert size_points(p) == [0, {"n": 2}, {"w": 128}, 2]
+    report = same_outputs(m, m, p)
+    assert [c["check"] for c in report["checks"]] == ["same outputs at x:1x8x64 (random)",
+                                                      "same outputs at x:2x8x64 (random)"]
+    assert "not compared at x:1x8x128 (random): the original model does not run there" in report["notes"]

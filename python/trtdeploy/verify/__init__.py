@@ -102,9 +102,15 @@ def checker(path, model: onnx.ModelProto, original_path=None) -> str:
 class Probe:
     """The inputs of the check: user values (--inputs), shapes (--shapes), else the model's static dims,
     with each dynamic dim left over guessed (1 on axis 0, ort.GUESSED_SIZE elsewhere) and named
-    in ``guesses``. ``feeds(k)``: k=0 the base inputs; k=1, 2 random inputs with every dynamic dim at
-    another size (v + k * the largest power of two dividing v: strides still divide it); the given
-    values of inputs without dynamic dims (a sample rate) are kept at every size."""
+    in ``guesses``.
+
+    A size point ``at`` is k (k=0: the base sizes; k=1, 2: every dynamic dim at another size, v + k * the
+    largest power of two dividing v, so that strides still divide it) or {symbol: size} (those dims at
+    those sizes, the others at their base; ``sizes(k, symbols)`` makes one). ``batch``: the symbols of the
+    batch (a dim named 'batch', or a dynamic axis 0). ``feeds(at)``: random inputs of those shapes with the
+    given values wherever they fit: as they are where the shape is theirs, as the first samples where only
+    the batch is larger; where they do not fit (a height the check changes) the values are random and
+    ``unfit_note()`` says so."""
 
     def __init__(self, model: onnx.ModelProto, shapes: dict[str, list[int]] | None = None,
                  values: dict[str, np.ndarray] | None = None, seed: int = 0):
@@ -125,31 +131,58 @@ class Probe:
             for axis, d in enumerate(dims_of(vi) or []):
                 if not isinstance(d, int):
                     self.dynamic[(vi.name, axis)] = d if isinstance(d, str) and d else f"{vi.name}[{axis}]"
+        self.batch = {s for (_, axis), s in self.dynamic.items() if axis == 0 or s == "batch"}
+        self.unfit: dict[str, list[str]] = {}  # input -> the shapes its given values did not fit
 
-    def shapes_at(self, k: int = 0) -> dict[str, list[int]]:
-        out = {n: list(d) for n, d in self.shapes.items()}
-        if k:
-            for (name, axis) in self.dynamic:
+    def sizes(self, k: int = 1, symbols=None) -> dict[str, int]:
+        """{symbol: its k-th other size} for every dynamic dim, or for those of ``symbols``."""
+        out: dict[str, int] = {}
+        for (name, axis), sym in self.dynamic.items():
+            if symbols is None or sym in symbols:
                 v = self.shapes[name][axis]
-                out[name][axis] = v + k * (v & -v) if v > 0 else k
+                out.setdefault(sym, v + k * (v & -v) if v > 0 else k)
         return out
 
-    def feeds(self, k: int = 0) -> dict[str, np.ndarray]:
+    def shapes_at(self, at: int | dict[str, int] = 0) -> dict[str, list[int]]:
+        sizes = at if isinstance(at, dict) else self.sizes(at) if at else {}
+        out = {n: list(d) for n, d in self.shapes.items()}
+        for (name, axis), sym in self.dynamic.items():
+            if sym in sizes:
+                out[name][axis] = sizes[sym]
+        return out
+
+    def feeds(self, at: int | dict[str, int] = 0) -> dict[str, np.ndarray]:
         from ..ort import random_inputs
 
-        feeds = random_inputs(self.model, self.shapes_at(k), seed=self.seed + k)
-        fixed = {name for name in self.values if k and any(n == name for n, _ in self.dynamic)}
-        feeds.update({name: v for name, v in self.values.items() if name not in fixed})  # a sample rate stays
+        shapes = self.shapes_at(at)
+        feeds = random_inputs(self.model, shapes, seed=self.seed + (at if isinstance(at, int) else 1 + sum(at.values())))
+        for name, value in self.values.items():
+            want = shapes[name]
+            if list(value.shape) == want:
+                feeds[name] = value
+                continue
+            grown = [a for a, (v, w) in enumerate(zip(value.shape, want)) if v != w]
+            if len(want) == value.ndim and all(self.dynamic.get((name, a)) in self.batch and w > v
+                                               for a, (v, w) in enumerate(zip(value.shape, want)) if a in grown):
+                feeds[name][tuple(slice(0, v) for v in value.shape)] = value  # the given samples first
+            elif "x".join(map(str, want)) not in self.unfit.setdefault(name, []):
+                self.unfit[name].append("x".join(map(str, want)))
         return feeds
 
-    def where(self, k: int = 0) -> str:
-        text = ", ".join(f"{n}:{'x'.join(map(str, d))}" if d else f"{n}:scalar" for n, d in self.shapes_at(k).items())
-        return f"at {text}" + (" (random)" if not self.values else " (random where resized)" if k else "")
+    def where(self, at: int | dict[str, int] = 0) -> str:
+        text = ", ".join(f"{n}:{'x'.join(map(str, d))}" if d else f"{n}:scalar" for n, d in self.shapes_at(at).items())
+        return f"at {text}" + (" (random)" if not self.values else " (random where resized)" if at else "")
 
     def note(self) -> str | None:
         if not self.guesses:
             return None
         return (f"sizes guessed for dynamic dims (give --shapes or --inputs for others): {', '.join(self.guesses)}")
+
+    def unfit_note(self) -> str | None:
+        if not self.unfit:
+            return None
+        what = "; ".join(f"'{n}' at {', '.join(shapes)}" for n, shapes in self.unfit.items())
+        return f"the --inputs values do not fit the other sizes checked, where the inputs are random: {what}"
 
 
 def _cast_feeds(model: onnx.ModelProto, feeds: dict[str, np.ndarray], casts=None) -> dict[str, np.ndarray]:
@@ -241,7 +274,8 @@ def same_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe, 
                  casts: dict[str, int] | None = None) -> dict:
     """Every output of the original, with the same shape, dtype and values in the new model (extra outputs
     of the new model are not compared), at the probe's base inputs and, when the model has dynamic dims,
-    at two other sizes (a size the original itself does not run at is skipped and said so). ``casts``:
+    at other sizes (size_points: the batch alone first, then the other dims; a size the original itself
+    does not run at is skipped and said so). ``casts``:
     the graph inputs/outputs whose dtype the command declares changed ({name: new elem type}, as
     insert-cast reports them); any other dtype change is an error."""
     from ..ort import run
@@ -252,7 +286,7 @@ def same_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe, 
     if missing:
         raise TrtDeployError(f"the new model has no output {', '.join(repr(m) for m in missing)}")
     checks, notes, declared_noted = [], [], set()
-    for k in ([0, 1, 2] if probe.dynamic else [0]):
+    for k in size_points(probe):
         feeds = probe.feeds(k)
         want = _run_original(sess_o, feeds, probe, k)
         if want is None:
@@ -270,6 +304,20 @@ def same_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe, 
                 declared_noted.add(n)
                 notes.append(note)
     return _report(checks, notes, probe)
+
+
+def size_points(probe: Probe) -> list:
+    """Where same_outputs compares: the base sizes; then, when the model has a batch and other dynamic
+    dims, the batch alone at another size, the other dims alone, and everything at a third size (a model
+    whose height cannot change, PP-OCRv4 rec, is still compared at another batch); else every dynamic
+    dim at two other sizes."""
+    if not probe.dynamic:
+        return [0]
+    batch = probe.batch
+    others = set(probe.dynamic.values()) - batch
+    if batch and others:
+        return [0, probe.sizes(1, batch), probe.sizes(1, others), 2]
+    return [0, 1, 2]
 
 
 def _declared_shape(name, new, got, original, want, where) -> str | None:
@@ -317,8 +365,8 @@ def _constant_outputs(outputs: dict) -> str | None:
 
 
 def _report(checks: list[dict], notes: list[str], probe: Probe | None) -> dict:
-    if probe is not None and probe.note():
-        notes = [probe.note()] + notes
+    if probe is not None:
+        notes = [n for n in [probe.note()] if n] + notes + [n for n in [probe.unfit_note()] if n]
     return {"ok": True, "checks": checks, "notes": notes}
 
 
