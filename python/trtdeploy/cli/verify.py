@@ -10,8 +10,9 @@ def add_parser(sub):
     p.add_argument("original", metavar="ORIGINAL")
     p.add_argument("dynamic", metavar="DYNAMIC")
     add_batch_sizes(p)
-    p.add_argument("--atol", type=float, default=1e-4)
-    p.add_argument("--rtol", type=float, default=1e-3)
+    p.add_argument("--atol", type=float, help="absolute tolerance, as a fraction of each output's range "
+                                              "(default 1e-4, as every trtdeploy check)")
+    p.add_argument("--rtol", type=float, help="relative tolerance (default 1e-3)")
     add_run_options(p)
     p.add_argument("--json", action="store_true")
     return p

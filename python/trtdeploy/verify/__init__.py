@@ -233,10 +233,11 @@ def _eps_floor(dtype, scale: float) -> float:
     return 4 * float(np.finfo(dtype).eps) * max(1.0, scale)
 
 
-def _compare(name: str, got: np.ndarray, ref: np.ndarray, where: str, tolerance: str = "float32",
+def _compare(name: str, got: np.ndarray, ref: np.ndarray, where: str, tolerance: str | tuple = "float32",
              cast: bool = False) -> float:
     """got against ref, of the same dtype unless the command declared a cast of this output (``cast``:
-    ref is cast to got's dtype). Returns the max abs diff."""
+    ref is cast to got's dtype), within ``tolerance``: a name in _TOL or (rtol, atol as a fraction of the
+    output's range), plus _eps_floor. Returns the max abs diff."""
     import numpy as np
 
     if got.shape != ref.shape:
@@ -260,7 +261,7 @@ def _compare(name: str, got: np.ndarray, ref: np.ndarray, where: str, tolerance:
         raise TrtDeployError(f"output '{name}' has NaN/inf where the original's has other values ({where})")
     diff = np.where(finite, np.abs(g64 - r64), 0.0)
     scale = float(np.abs(r64[finite]).max(initial=0.0))
-    rtol, atol = _TOL[tolerance]
+    rtol, atol = _TOL[tolerance] if isinstance(tolerance, str) else tolerance
     floor = _eps_floor(got.dtype, scale)
     over = diff - (atol * scale + rtol * np.abs(np.where(finite, r64, 0.0)) + floor)
     worst = float(diff.max())
