@@ -301,3 +301,31 @@ def test_passes_do_not_import_the_checks():
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "verify" and node.level == 2:
                 offenders.append(f"{path.name}:{node.lineno}")
     assert [o for o in offenders if not o.startswith("names.py:")] == []
+
+
+def test_expose_all_keeps_body_outputs_right_and_gives_lifted_outputs_their_rank(tmp_path):
+    """Re-exposing a tensor that is a branch output already (then_out) added a second output of that name:
+    onnxruntime returned zeros for the If's own output 'y'. Lifted outputs had no shape, so `-o` failed
+    onnx.checker; they get the body tensor's rank (+1 for a Loop's scan output) with unknown sizes."""
+    from trtdeploy._graph import dims_of
+    from trtdeploy.surgery.expose import expose
+
+    x = np.full((1, 4), 2.0, np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    dump = tmp_path / "d.npz"
+    out = tmp_path / "e.onnx"
+    proc = run_cli("expose", fixture_path("if_model"), "--all", "--inputs", tmp_path / "x.npz", "--dump", dump, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "onnx.checker (full): ok" in proc.stderr and "checked: same outputs" in proc.stderr
+    with np.load(dump) as d:
+        np.testing.assert_allclose(d["y"], x * np.arange(1, 5))
+        np.testing.assert_allclose(d["then_out@branch"], d["y"])
+    declared = {o.name: dims_of(o) for o in onnx.load(str(out)).graph.output}
+    assert declared["then_out@branch"] == [None, None] and declared["else_out@branch"] == [None, None]
+    loop, names = expose(load_fixture("loop_model"), all_tensors=True)
+    onnx.checker.check_model(loop, full_check=True)
+    declared = {o.name: dims_of(o) for o in loop.graph.output}
+    assert declared["acc_out@loop"] == [None, None, None] and declared["cond_out@loop"] == [None]
+    values = dict(zip([o.name for o in loop.graph.output], ort_run(loop, {"x": np.full((1, 3), 0.5, np.float32)})))
+    assert values["acc_out@loop"].shape == (3, 1, 3)
+    np.testing.assert_allclose(values["acc_out@loop"][-1], values["acc_final"])  # the loop's own output intact
