@@ -284,3 +284,20 @@ def test_given_values_are_used_where_they_fit(tmp_path):
                    "--inputs", tmp_path / "x.npz")  # its Gemm needs 32x32: refused in one line
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "the dynamic model does not run at h=64, w=64, batch=2 (onnxruntime failed: node '/fc/Gemm'" in proc.stderr
+
+
+def test_body_shapes_follow_the_new_batch():
+    """If/Loop bodies declared their outputs at the old batch ([1, 4]): onnxruntime refused the made-dynamic
+    if_model at batch 2 (and --no-verify wrote it so). Their static sizes are dropped, their ranks kept."""
+    from trtdeploy import verify_dynamic
+    from trtdeploy._graph import iter_graphs
+
+    for name in ("if_model", "loop_model"):
+        m = load_fixture(name)
+        dyn = make_dynamic(m)
+        bodies = list(iter_graphs(dyn.graph))[1:]
+        assert bodies and all(dims_of(vi) == [None] * len(dims_of(vi)) for b in bodies for vi in list(b.input) + list(b.output)
+                              if dims_of(vi) is not None)
+        assert [c["check"] for c in verify_dynamic(m, dyn)["checks"]] == [f"batch={b} vs original" for b in (1, 2, 3)]
+        x = np.random.default_rng(0).random((2, dims_of(m.graph.input[0])[1]), dtype=np.float32)
+        assert ort_run(dyn, {"x": x})[0].shape[0] == 2

@@ -183,7 +183,24 @@ def make_dynamic(model: onnx.ModelProto, dims: DimSpec | None = None, *, symbol:
             set_dims(vi, final[vi.name])
     _update_outputs(m, orig, probe, rewriter.PO.shapes(), rewriter.PP.shapes())
     m.graph.ClearField("value_info")  # stale: re-infer with onnx.shape_inference if needed
+    _clear_body_sizes(m)
     return m
+
+
+def _clear_body_sizes(m: onnx.ModelProto) -> None:
+    """If/Loop/Scan bodies declare their inputs' and outputs' shapes (and value_info) at the old sizes,
+    which onnxruntime enforces (an If body output [1, 4] refused at batch 2): value_info goes, as in the
+    main graph, and their static sizes become unknown (ranks and symbolic dims stay)."""
+    from .._graph import iter_graphs
+
+    for k, g in enumerate(iter_graphs(m.graph)):
+        if k == 0:
+            continue
+        g.ClearField("value_info")
+        for vi in list(g.input) + list(g.output):
+            dims = dims_of(vi)
+            if dims is not None and any(isinstance(d, int) for d in dims):
+                set_dims(vi, [d if isinstance(d, str) else None for d in dims])
 
 
 def _refuse_already_dynamic(m: onnx.ModelProto, spec: dict[str, dict[int, str]]) -> None:
