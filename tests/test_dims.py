@@ -204,6 +204,26 @@ def test_default_batch_axis_that_does_not_fit_is_explained(tmp_path):
     assert "batch=3 vs original" in proc.stderr
 
 
+def test_errors_that_are_not_the_default_axes_pass_unchanged(tmp_path):
+    """Every error of `dynamic` with the default axes was reworded as 'the default batch axes do not fit
+    this model', suggesting exactly the default: a typo in --keep-fixed, a Reshape the rewrite refuses. Only
+    an input that looks wrong earns a hint, after the error as it is."""
+    from conftest import fixture_path, run_cli
+
+    def error(*args):
+        proc = run_cli("dynamic", *args, "-o", tmp_path / "d.onnx")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        return proc.stderr.strip().splitlines()[-1].removeprefix("trtdeploy dynamic: error: ")
+
+    assert error(fixture_path("flatten"), "--keep-fixed", "nope") == "--keep-fixed: no node named 'nope'"
+    mha = error(fixture_path("torch_mha_b1"))
+    assert mha.startswith("cannot make the model dynamic: node ") and "default batch axes" not in mha and "--dims" not in mha
+    gather = error(fixture_path("gather_first"))
+    assert gather.startswith("cannot make the model dynamic: node 'take_first' (Gather)") and "default batch axes" not in gather
+    assert gather.endswith("'x' (taken as batched on axis 0) is read by the failing node 'take_first' (Gather): if its "
+                           "batch is on another axis, or it has none, name the axes with --dims NAME:AXIS=SYMBOL")
+
+
 def test_recurrent_initial_state_batch_is_axis_1():
     from onnx import TensorProto as TP
     from onnx import helper, numpy_helper

@@ -26,7 +26,7 @@ def run(args):
     import functools
 
     from ..errors import TrtDeployError
-    from ..surgery.dims import default_dims, explain_default, make_dynamic, parse_dims
+    from ..surgery.dims import CannotRewrite, default_dims, explain_default, make_dynamic, parse_dims
     from ..verify import CannotRun, dynamic_outputs
 
     out = output_path(args)
@@ -39,14 +39,14 @@ def run(args):
     default = None if spec else default_dims(model)
     log.info("rewriting shapes")
     guesses: list[str] = []
-    def explained(exc):  # when the default axes were used and fail: which input looks wrong, what to name
-        return TrtDeployError(explain_default(model, default, str(exc))) if default else exc
+
+    def explained(exc):  # default axes that fail: which input looks wrong, if one does; else the error as it is
+        text = explain_default(model, default, str(exc)) if default else None
+        return TrtDeployError(text) if text else exc
 
     try:
         dyn = make_dynamic(model, spec or default, keep_fixed=set(args.keep_fixed), guesses=guesses)
-    except TrtDeployError as exc:
-        if str(exc).startswith("nothing to do"):
-            raise
+    except CannotRewrite as exc:
         raise explained(exc) from None
     for g in guesses:
         log.warning("guessed: %s", g)
