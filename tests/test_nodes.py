@@ -159,3 +159,22 @@ def test_remove_node_before_an_output_keeps_its_declared_type_when_inference_can
     proc = run_cli("remove-node", src, "-o", tmp_path / "r.onnx", "--node", "idn")
     assert proc.returncode == 0, proc.stderr
     assert "checked: same outputs at x:2x3" in proc.stderr
+
+
+def test_bfloat16_cast_is_checked_by_the_checker_only(tmp_path):
+    """onnxruntime's Python API cannot return or feed bfloat16: `insert-cast --to bf16` was a RuntimeError
+    traceback on an output and 'Unexpected input data type' on an input. Now: the checker ran, and a note
+    says why onnxruntime did not."""
+    from conftest import fixture_path, run_cli
+
+    for tensor, what in (("out", "the new model's output 'out' is bfloat16, which onnxruntime's Python API cannot return"),
+                         ("input", "the new model's input 'input' is bfloat16, which onnxruntime's Python API cannot feed")):
+        out = tmp_path / f"{tensor}.onnx"
+        proc = run_cli("insert-cast", fixture_path("flatten"), "-o", out, "--tensor", tensor, "--to", "bf16")
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert "onnx.checker (full): ok" in proc.stderr and f"note: only onnx.checker ran: {what}" in proc.stderr
+    proc = run_cli("dynamic", tmp_path / "input.onnx", "-o", tmp_path / "d.onnx")
+    assert proc.returncode == 0 and "the input model's input 'input' is bfloat16" in proc.stderr, proc.stderr
+    proc = run_cli("expose", tmp_path / "out.onnx", "--all")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "cannot run the model: its output 'out' is bfloat16" in proc.stderr

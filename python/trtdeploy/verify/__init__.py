@@ -41,13 +41,20 @@ _ONNX_DOMAINS = {"", "ai.onnx", "ai.onnx.ml"}
 
 
 class CannotRun(TrtDeployError):
-    """onnxruntime cannot load the input model (custom/plugin ops): there is nothing to compare with.
-    write_checked reports that only onnx.checker ran."""
+    """onnxruntime cannot load the input model (custom/plugin ops), or its Python API cannot feed or return
+    an input/output of either model (bfloat16): there is nothing to compare. write_checked reports that
+    only onnx.checker ran."""
 
 
 def _sessions(original, new):
-    from ..ort import session
+    """onnxruntime sessions of both models; CannotRun when there is nothing to compare: the input model
+    does not load, or either model has an input/output the Python API cannot exchange (bfloat16)."""
+    from ..ort import exchange_problem, session
 
+    for model, which in ((original, "input"), (new, "new")):
+        problem = exchange_problem(model)
+        if problem:
+            raise CannotRun(f"the {which} model's {problem}: nothing to compare")
     try:
         sess_o = session(original)
     except TrtDeployError as exc:

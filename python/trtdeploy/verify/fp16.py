@@ -123,8 +123,8 @@ def fp16_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe) 
         notes += [f"{outs} follow {', '.join(labels)}, whose choice and order of rows float16 may change: "
                   "compared at the float tensors flowing into them (what is computed after the selection is not compared "
                   "with the float32 model)" for outs, labels in followers.items()]
-    feeds = probe.feeds(0)
     sess_o, sess_n = _sessions(original, new)
+    feeds = probe.feeds(0)
     want = _run_original(sess_o, feeds, probe, 0)
     got = run(sess_n, _cast_feeds(new, feeds), list(want))
     spread = run(session(round_to_fp16(original, new)), feeds)
