@@ -329,3 +329,25 @@ def test_expose_all_keeps_body_outputs_right_and_gives_lifted_outputs_their_rank
     values = dict(zip([o.name for o in loop.graph.output], ort_run(loop, {"x": np.full((1, 3), 0.5, np.float32)})))
     assert values["acc_out@loop"].shape == (3, 1, 3)
     np.testing.assert_allclose(values["acc_out@loop"][-1], values["acc_final"])  # the loop's own output intact
+
+
+def test_inspect_with_external_data_names_the_detector_and_counts_bytes_alike(tmp_path):
+    """With the weights left unread, the detector's shape constants (external too) were missing and the
+    'detector:' line was dropped (or, run from another folder, onnx's error was a traceback); inline weights
+    were counted with their protobuf framing, external ones by their data: the same model showed two sizes."""
+    def external(name):
+        ext = tmp_path / f"{name}.onnx"
+        onnx.save_model(load_fixture(name), str(ext), save_as_external_data=True, location=f"{name}.bin", size_threshold=0)
+        return ext
+
+    src, ext = fixture_path("yolov5_p5_op13"), external("yolov5_p5_op13")
+    inline, outside = (json.loads(run_cli("inspect", p, "--json", cwd="/").stdout) for p in (src, ext))
+    assert inline["initializer_bytes"] == outside["initializer_bytes"]
+    assert inline["initializer_bytes"] == sum(onnx.numpy_helper.to_array(t).nbytes for t in load_fixture("yolov5_p5_op13").graph.initializer)
+    assert outside["detector"]["family"] == "yolov5" and outside["detector"] == inline["detector"]
+    assert "detector: yolov5 (80 classes) on 'output0'" in run_cli("inspect", ext, cwd="/").stdout
+    proc = run_cli("inspect", external("yolov8n_640"), cwd="/")  # its DFL is recognized from weights
+    assert proc.returncode == 0 and "detector: not checked: recognizing the head reads weights" in proc.stdout, proc.stderr
+    (tmp_path / "yolov5_p5_op13.bin").unlink()
+    proc = run_cli("inspect", ext, cwd=tmp_path)
+    assert proc.returncode == 0 and "detector: not checked: the external data could not be read" in proc.stdout, proc.stderr
