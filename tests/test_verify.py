@@ -275,3 +275,22 @@ def test_the_batch_is_compared_alone_where_other_dims_cannot_change():
     assert [c["check"] for c in report["checks"]] == ["same outputs at x:1x8x64 (random)",
                                                       "same outputs at x:2x8x64 (random)"]
     assert "not compared at x:1x8x128 (random): the original model does not run there" in report["notes"]
+
+
+def test_the_check_runs_the_written_file(tmp_path):
+    """write_checked ran onnxruntime on the in-memory model serialized again: for a model over 2 GB the
+    external data committed was not what ran. The check opens the staged file: a weight changed in it
+    after writing (as a faulty writer would) is caught."""
+    m = load_fixture("view_cnn")
+    w = numpy_helper.to_array(next(t for t in m.graph.initializer if t.name == "conv2.weight"))
+
+    def tamper_then_check(original, new, probe):
+        staged = probe.written[1]
+        data = staged.read_bytes()
+        assert data.count(w.tobytes()) == 1
+        staged.write_bytes(data.replace(w.tobytes(), (w * 1.01).astype(w.dtype).tobytes()))
+        return same_outputs(original, new, probe)
+
+    with pytest.raises(TrtDeployError, match=r"output 'logits' differs from the original's"):
+        write_checked(_args(fixture_path("view_cnn"), tmp_path / "o.onnx"), m, m, tamper_then_check)
+    assert not (tmp_path / "o.onnx").exists()

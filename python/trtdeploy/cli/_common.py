@@ -134,6 +134,7 @@ def write_checked(args, original, new, check, out=None) -> dict | None:
         if pr is None:
             log.warning("note: only onnx.checker ran: onnxruntime is not installed (pip install onnxruntime)")
             return
+        pr.written = (new, staged)  # onnxruntime opens the staged file (and its data), not a copy of `new`
         try:
             result.update(check(original, new, pr))
         except verify.CannotRun as exc:

@@ -46,9 +46,11 @@ class CannotRun(TrtDeployError):
     only onnx.checker ran."""
 
 
-def _sessions(original, new):
+def _sessions(original, new, probe: Probe | None = None):
     """onnxruntime sessions of both models; CannotRun when there is nothing to compare: the input model
-    does not load, or either model has an input/output the Python API cannot exchange (bfloat16)."""
+    does not load, or either model has an input/output the Python API cannot exchange (bfloat16). The new
+    model is opened from its written file when the probe has it (``probe.written``): what runs is what
+    will be committed, external data included."""
     from ..ort import exchange_problem, session
 
     for model, which in ((original, "input"), (new, "new")):
@@ -59,7 +61,8 @@ def _sessions(original, new):
         sess_o = session(original)
     except TrtDeployError as exc:
         raise CannotRun(f"onnxruntime cannot run the input model either ({exc})") from None
-    return sess_o, session(new)
+    written = getattr(probe, "written", None)
+    return sess_o, session(written[1] if written is not None and written[0] is new else new)
 
 
 # ---- 1. onnx.checker ----------------------------------------------------------------------------------
@@ -140,6 +143,7 @@ class Probe:
                     self.dynamic[(vi.name, axis)] = d if isinstance(d, str) and d else f"{vi.name}[{axis}]"
         self.batch = {s for (_, axis), s in self.dynamic.items() if axis == 0 or s == "batch"}
         self.unfit: dict[str, list[str]] = {}  # input -> the shapes its given values did not fit
+        self.written: tuple | None = None  # (the new model, its staged file): write_checked sets it
 
     def sizes(self, k: int = 1, symbols=None) -> dict[str, int]:
         """{symbol: its k-th other size} for every dynamic dim, or for those of ``symbols``."""
@@ -288,7 +292,7 @@ def same_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe, 
     insert-cast reports them); any other dtype change is an error."""
     from ..ort import run
 
-    sess_o, sess_n = _sessions(original, new)
+    sess_o, sess_n = _sessions(original, new, probe)
     names = [o.name for o in original.graph.output]
     missing = [n for n in names if n not in {o.name for o in new.graph.output}]
     if missing:

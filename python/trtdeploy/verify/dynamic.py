@@ -59,7 +59,7 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
                              "first model's is static")
     # the batch: the symbol named so (make_dynamic's default), else the one on an axis 0
     batch = "batch" if "batch" in syms else next((s for s, (_, axis, _) in syms.items() if axis == 0), None)
-    sess_o, sess_d = _sessions(original, dynamic)
+    sess_o, sess_d = _sessions(original, dynamic, probe)
     at = Probe(dynamic, probe.shapes, probe.values, probe.seed)  # the dynamic model's dims, at the probe's sizes
     at.batch = {batch} if batch else set()  # given values are the first samples along it, and along nothing else
     batch_axis = {name: axis for (name, axis), s in at.dynamic.items() if s == batch}

@@ -123,7 +123,7 @@ def fp16_outputs(original: onnx.ModelProto, new: onnx.ModelProto, probe: Probe) 
         notes += [f"{outs} follow {', '.join(labels)}, whose choice and order of rows float16 may change: "
                   "compared at the float tensors flowing into them (what is computed after the selection is not compared "
                   "with the float32 model)" for outs, labels in followers.items()]
-    sess_o, sess_n = _sessions(original, new)
+    sess_o, sess_n = _sessions(original, new, probe)
     feeds = probe.feeds(0)
     want = _run_original(sess_o, feeds, probe, 0)
     got = run(sess_n, _cast_feeds(new, feeds), list(want))
