@@ -194,7 +194,11 @@ const std::string* WireRenamer::new_location(const uint8_t* b, const uint8_t* e)
   if (!locations_) return nullptr;
   std::string_view key;
   std::string_view value = location_of(b, e, &key);
-  if (key != "location") return nullptr;
+  return relocated(key, value);
+}
+
+const std::string* WireRenamer::relocated(std::string_view key, std::string_view value) const {
+  if (!locations_ || key != "location") return nullptr;
   auto it = locations_->find(std::string(value));
   return it == locations_->end() ? nullptr : &it->second;
 }
@@ -226,7 +230,7 @@ uint64_t WireRenamer::size_message(int kind, const uint8_t* b, const uint8_t* e,
         std::string_view key;
         std::string_view value = location_of(f.payload, f.end, &key);
         if (key == "location") result_.external_locations.emplace(value);
-        const std::string* loc = new_location(f.payload, f.end);
+        const std::string* loc = relocated(key, value);  // the entry parsed once
         if (!loc) {
           total += static_cast<uint64_t>(f.end - f.start);
           break;

@@ -80,6 +80,7 @@ class WireRenamer {
   // An external_data entry: its (key, value), and the value it is written with.
   std::string_view location_of(const uint8_t* b, const uint8_t* e, std::string_view* key) const;
   const std::string* new_location(const uint8_t* b, const uint8_t* e) const;
+  const std::string* relocated(std::string_view key, std::string_view value) const;
 };
 
 }  // namespace trtdeploy

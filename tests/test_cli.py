@@ -269,3 +269,85 @@ def test_expose_all_skips_constants_reaches_bodies_and_untyped(tmp_path):
     assert "1 tensor(s) of unknown type (custom op outputs?) not exposed: b" in proc.stderr
     assert [o.name for o in onnx.load(str(tmp_path / "e.onnx")).graph.output] == ["y", "a"]
     assert "checked: same outputs" in proc.stderr
+
+
+@pytest.mark.parametrize("value,message", [("0", "0 is not a batch size (1 or more)"),
+                                           ("-1", "-1 is not a batch size (1 or more)"),
+                                           ("1,x", "'x' is not a whole number"), ("1,,2", "'' is not a whole number")])
+def test_batch_sizes_are_one_or_more_in_dynamic_and_verify(tmp_path, value, message):
+    """--batch-sizes 0 compared nothing and wrote the model; -1 was a traceback."""
+    dyn = tmp_path / "d.onnx"
+    proc = run_cli("dynamic", fixture_path("flatten"), "-o", dyn, "--batch-sizes", value)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().endswith(f"--batch-sizes '{value}': {message}" + ("; e.g. --batch-sizes 1,2,4" if "whole" in message else ""))
+    assert not dyn.exists()
+    assert run_cli("dynamic", fixture_path("flatten"), "-o", dyn).returncode == 0
+    proc = run_cli("verify", fixture_path("flatten"), dyn, "--batch-sizes", value)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and message in proc.stderr, proc.stderr
+
+
+def test_passes_do_not_import_the_checks():
+    """surgery/ holds pure passes; the checks (verify/) use them, not the other way round. surgery/fp16.py
+    had a verify_fp16 wrapper importing verify. (names.rename_file, the file-to-file rename that checks what it
+    wrote, is the one file-level function there.)"""
+    import ast
+
+    import trtdeploy.surgery
+
+    folder = Path(trtdeploy.surgery.__file__).parent
+    offenders = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "verify" and node.level == 2:
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert [o for o in offenders if not o.startswith("names.py:")] == []
+
+
+def test_expose_all_keeps_body_outputs_right_and_gives_lifted_outputs_their_rank(tmp_path):
+    """Re-exposing a tensor that is a branch output already (then_out) added a second output of that name:
+    onnxruntime returned zeros for the If's own output 'y'. Lifted outputs had no shape, so `-o` failed
+    onnx.checker; they get the body tensor's rank (+1 for a Loop's scan output) with unknown sizes."""
+    from trtdeploy._graph import dims_of
+    from trtdeploy.surgery.expose import expose
+
+    x = np.full((1, 4), 2.0, np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    dump = tmp_path / "d.npz"
+    out = tmp_path / "e.onnx"
+    proc = run_cli("expose", fixture_path("if_model"), "--all", "--inputs", tmp_path / "x.npz", "--dump", dump, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "onnx.checker (full): ok" in proc.stderr and "checked: same outputs" in proc.stderr
+    with np.load(dump) as d:
+        np.testing.assert_allclose(d["y"], x * np.arange(1, 5))
+        np.testing.assert_allclose(d["then_out@branch"], d["y"])
+    declared = {o.name: dims_of(o) for o in onnx.load(str(out)).graph.output}
+    assert declared["then_out@branch"] == [None, None] and declared["else_out@branch"] == [None, None]
+    loop, names = expose(load_fixture("loop_model"), all_tensors=True)
+    onnx.checker.check_model(loop, full_check=True)
+    declared = {o.name: dims_of(o) for o in loop.graph.output}
+    assert declared["acc_out@loop"] == [None, None, None] and declared["cond_out@loop"] == [None]
+    values = dict(zip([o.name for o in loop.graph.output], ort_run(loop, {"x": np.full((1, 3), 0.5, np.float32)})))
+    assert values["acc_out@loop"].shape == (3, 1, 3)
+    np.testing.assert_allclose(values["acc_out@loop"][-1], values["acc_final"])  # the loop's own output intact
+
+
+def test_inspect_with_external_data_names_the_detector_and_counts_bytes_alike(tmp_path):
+    """With the weights left unread, the detector's shape constants (external too) were missing and the
+    'detector:' line was dropped (or, run from another folder, onnx's error was a traceback); inline weights
+    were counted with their protobuf framing, external ones by their data: the same model showed two sizes."""
+    def external(name):
+        ext = tmp_path / f"{name}.onnx"
+        onnx.save_model(load_fixture(name), str(ext), save_as_external_data=True, location=f"{name}.bin", size_threshold=0)
+        return ext
+
+    src, ext = fixture_path("yolov5_p5_op13"), external("yolov5_p5_op13")
+    inline, outside = (json.loads(run_cli("inspect", p, "--json", cwd="/").stdout) for p in (src, ext))
+    assert inline["initializer_bytes"] == outside["initializer_bytes"]
+    assert inline["initializer_bytes"] == sum(onnx.numpy_helper.to_array(t).nbytes for t in load_fixture("yolov5_p5_op13").graph.initializer)
+    assert outside["detector"]["family"] == "yolov5" and outside["detector"] == inline["detector"]
+    assert "detector: yolov5 (80 classes) on 'output0'" in run_cli("inspect", ext, cwd="/").stdout
+    proc = run_cli("inspect", external("yolov8n_640"), cwd="/")  # its DFL is recognized from weights
+    assert proc.returncode == 0 and "detector: not checked: recognizing the head reads weights" in proc.stdout, proc.stderr
+    (tmp_path / "yolov5_p5_op13.bin").unlink()
+    proc = run_cli("inspect", ext, cwd=tmp_path)
+    assert proc.returncode == 0 and "detector: not checked: the external data could not be read" in proc.stdout, proc.stderr

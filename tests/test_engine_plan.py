@@ -12,7 +12,8 @@ from conftest import fixture_path, load_fixture, ort_run, run_cli
 from trtdeploy import TrtDeployError, make_dynamic
 from trtdeploy.bench.stats import compare_padded, engine_markdown, summarize, write_report
 from trtdeploy.plan import ProfileSpec, add_shapes, make_plan, plan_profiles, profile_specs
-from trtdeploy.surgery.fp16 import to_fp16, verify_fp16
+from trtdeploy.surgery.fp16 import to_fp16
+from trtdeploy.verify import verify_fp16
 
 DYN = "yolov5_p5_dynamic_op12"  # images: [batch, 3, height, width]
 
@@ -155,6 +156,16 @@ def test_dry_run_refuses_what_cannot_build(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1 and str(path) in proc.stderr, proc.stderr
     proc = run_cli("build", fixture_path("yolov5_p5_op13"), "--dry-run", "--timing-cache", tmp_path)
     assert proc.returncode == 1 and "is a folder" in proc.stderr
+    # what a real build would only find after building: an engine or cache it cannot write, a workspace of -5
+    for flags, want in ((["-o", "/proc/x.engine"], "-o /proc/x.engine: '/proc' is a kernel file system"),
+                        (["--timing-cache", "/proc/x.cache"], "--timing-cache /proc/x.cache: '/proc' is a kernel"),
+                        (["-o", str(tmp_path / "f" / "x.engine")], "is not a folder"),
+                        (["--workspace", "-5"], "--workspace -5: give a positive size in MiB")):
+        (tmp_path / "f").write_text("a file")
+        proc = run_cli("build", fixture_path("yolov5_p5_op13"), "--dry-run", *flags)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("trtdeploy build: error: ")
+        assert want in proc.stderr, proc.stderr
 
 
 def test_static_dims_and_order_checked():

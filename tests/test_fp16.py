@@ -139,7 +139,7 @@ def test_fp16_of_detectors_compares_what_their_selections_read(tmp_path):
     assert run_cli("yolo", "patch", fixture_path("yolov5_p5_op13"), "-o", v5, "--nms").returncode == 0
     proc = run_cli("fp16", v5, "-o", tmp_path / "v5h.onnx")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("(read by 'YoloLayer_TRT' (YoloLayer_TRT), after a selection)") == 3
+    assert proc.stderr.count("(what 'YoloLayer_TRT' (YoloLayer_TRT) reads)") == 3
     assert "only onnx.checker ran" not in proc.stderr
     proc = run_cli("fp16", fixture_path("yolo26n_end2end"), "-o", tmp_path / "e2e.onnx")
     assert proc.returncode == 0 and "'output0' follow '/model.23/TopK' (TopK)" in proc.stderr, proc.stderr
@@ -154,3 +154,85 @@ def test_fp16_of_detectors_compares_what_their_selections_read(tmp_path):
             t.CopyFrom(numpy_helper.from_array(np.zeros(tuple(t.dims), numpy_helper.to_array(t).dtype), t.name))
     with pytest.raises(TrtDeployError, match=r"float16 tensor 'det_cls' .* is off by"):
         fp16_detections(patched, half, Probe(patched))
+
+
+def _reduce_model(w_scale: float = 1.0) -> onnx.ModelProto:
+    """y = (ReduceSumSquare(x * 1000) / 1e6) * w: the sum of squares (up to 8.5e7) is over float16's range,
+    the fp16 pass keeps it float32 (ReduceSumSquare is a kept op) and the Div after it too (--keep-node div)."""
+    from onnx import helper, numpy_helper
+
+    nodes = [helper.make_node("Mul", ["x", "k"], ["a"], name="scale"),
+             helper.make_node("ReduceSumSquare", ["a"], ["s"], name="sumsq", axes=[1], keepdims=1),
+             helper.make_node("Div", ["s", "d"], ["q"], name="div"),
+             helper.make_node("Mul", ["q", "w"], ["y"], name="out")]
+    inits = [numpy_helper.from_array(np.array(1000.0, np.float32), "k"),
+             numpy_helper.from_array(np.array(1e6, np.float32), "d"),
+             numpy_helper.from_array(np.linspace(0.5, 1.5, 8, dtype=np.float32).reshape(1, 8) * w_scale, "w")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [1, 256])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [1, 8])], initializer=inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_yardstick_keeps_float32_what_the_pass_keeps_float32():
+    """The yardstick rounded every activation, also the float32 sum of squares the pass keeps: it became inf,
+    the yardstick's error inf, and a float16 model twice too large passed ('0.00x')."""
+    from onnx import numpy_helper
+
+    from trtdeploy.verify import Probe, fp16_outputs
+    from trtdeploy.verify.fp16 import held_in_fp16
+
+    m = _reduce_model()
+    half = to_fp16(m, keep_nodes={"div"})
+    assert {"a", "q", "y"} <= held_in_fp16(half) and "s" not in held_in_fp16(half)  # q: cast for the float16 Mul
+    (check,) = fp16_outputs(m, half, Probe(m))["checks"]
+    assert 0 < check["max_abs_diff"] <= 5
+    wrong = onnx.ModelProto()
+    wrong.CopyFrom(half)
+    w = next(t for t in wrong.graph.initializer if t.name == "w")
+    w.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(w) * 2, "w"))
+    with pytest.raises(TrtDeployError, match=r"float16 output 'y' is off by [0-9.e+]+x what rounding"):
+        fp16_outputs(m, wrong, Probe(m))
+
+
+def test_a_tensor_float16_cannot_hold_is_named_with_the_flags_that_keep_it():
+    """Where what the float16 model holds in float16 overflows (an int32 accumulator cast to float, as in
+    ddddocr's quantized common_old.onnx), the yardstick is inf: the check refuses, naming the tensor and the
+    --keep-node flags, instead of passing or printing 'nanx'."""
+    from onnx import helper, numpy_helper
+
+    from trtdeploy.verify import Probe, fp16_outputs
+
+    nodes = [helper.make_node("MatMulInteger", ["xi8", "wq"], ["acc"], name="mm"),
+             helper.make_node("Cast", ["acc"], ["accf"], name="acc_cast", to=TP.FLOAT),
+             helper.make_node("Mul", ["accf", "scale"], ["y"], name="dequant")]
+    inits = [numpy_helper.from_array(np.full((64, 4), 127, np.int8), "wq"),
+             numpy_helper.from_array(np.array(1e-4, np.float32), "scale")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("xi8", TP.INT8, [2, 64])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [2, 4])], initializer=inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.full((2, 64), 100, np.int8)  # accumulates 64 * 100 * 127 = 812800
+    with pytest.raises(TrtDeployError, match=r"float16 cannot hold 'accf' \(8.13e\+05 on the check inputs, read by "
+                                             r"'dequant' \(Mul\)\), which the float16 model holds .* --keep-node dequant$"):
+        fp16_outputs(m, to_fp16(m), Probe(m, values={"xi8": x}))
+    assert fp16_outputs(m, to_fp16(m, keep_nodes={"dequant"}), Probe(m, values={"xi8": x}))["checks"]
+
+
+def test_compared_tensors_say_where_they_are_read():
+    """What a TopK ranks is 'what it selects from'; a tensor a later node reads is 'read by it after a
+    selection' (both were 'read by ..., after a selection'); a graph input is fed alike to both models."""
+    from onnx import helper
+
+    from trtdeploy.verify.fp16 import compared_tensors
+
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("Sigmoid", ["x"], ["b"], name="sig"),
+             helper.make_node("TopK", ["a", "k"], ["v", "i"], name="topk", axis=1),
+             helper.make_node("GatherElements", ["b", "i"], ["picked"], name="pick", axis=1),
+             helper.make_node("Add", ["picked", "x"], ["y"], name="add")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [1, 8])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [1, 3])],
+                          initializer=[onnx.numpy_helper.from_array(np.array([3], np.int64), "k")])
+    compared, followers = compared_tensors(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    assert compared == {"a": "tensor 'a' (what 'topk' (TopK) selects from)",
+                        "b": "tensor 'b' (read by 'pick' (GatherElements) after a selection)"}
+    assert followers == {"'y'": ["'topk' (TopK)"]}

@@ -125,3 +125,36 @@ def test_loaded_model_keeps_external_weights_beside_it(tmp_path):
     with pytest.raises(TrtDeployError, match="external data file missing"):
         load(src)
     assert load(src, load_external_data=False).graph.node
+
+
+def test_refused_write_leaves_no_folder_it_made(tmp_path):
+    """-o a/b/m.onnx whose check fails: the folders a/ and a/b/ that staging made are gone again; a
+    folder that existed before stays, and a committed write keeps the folders it made."""
+    m = load_fixture("view_cnn")
+
+    def refuse(staged):
+        raise TrtDeployError("no")
+
+    (tmp_path / "kept").mkdir()
+    for out in (tmp_path / "a" / "b" / "m.onnx", tmp_path / "kept" / "c" / "m.onnx"):
+        with pytest.raises(TrtDeployError):
+            save(m, out, check=refuse)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
+    save(m, tmp_path / "a" / "b" / "m.onnx")
+    assert (tmp_path / "a" / "b" / "m.onnx").is_file()
+
+
+def test_atomic_savez_takes_any_tensor_name(tmp_path):
+    """np.savez(f, **arrays) fails for a tensor named 'file' (its own parameter)."""
+    import numpy as np
+
+    from trtdeploy.io import atomic_savez
+
+    arrays = {"file": np.arange(3, dtype=np.float32), "allow_pickle": np.ones((2, 2), np.int64),
+              "/model/Conv_output_0": np.zeros((1, 2), np.float16)}
+    atomic_savez(tmp_path / "d.npz", arrays)
+    with np.load(tmp_path / "d.npz") as got:
+        assert sorted(got.files) == sorted(arrays)
+        for k, v in arrays.items():
+            assert got[k].dtype == v.dtype and np.array_equal(got[k], v)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]

@@ -159,3 +159,53 @@ def test_remove_node_before_an_output_keeps_its_declared_type_when_inference_can
     proc = run_cli("remove-node", src, "-o", tmp_path / "r.onnx", "--node", "idn")
     assert proc.returncode == 0, proc.stderr
     assert "checked: same outputs at x:2x3" in proc.stderr
+
+
+def test_bfloat16_cast_is_checked_by_the_checker_only(tmp_path):
+    """onnxruntime's Python API cannot return or feed bfloat16: `insert-cast --to bf16` was a RuntimeError
+    traceback on an output and 'Unexpected input data type' on an input. Now: the checker ran, and a note
+    says why onnxruntime did not."""
+    from conftest import fixture_path, run_cli
+
+    for tensor, what in (("out", "the new model's output 'out' is bfloat16, which onnxruntime's Python API cannot return"),
+                         ("input", "the new model's input 'input' is bfloat16, which onnxruntime's Python API cannot feed")):
+        out = tmp_path / f"{tensor}.onnx"
+        proc = run_cli("insert-cast", fixture_path("flatten"), "-o", out, "--tensor", tensor, "--to", "bf16")
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert "onnx.checker (full): ok" in proc.stderr and f"note: only onnx.checker ran: {what}" in proc.stderr
+    proc = run_cli("dynamic", tmp_path / "input.onnx", "-o", tmp_path / "d.onnx")
+    assert proc.returncode == 0 and "the input model's input 'input' is bfloat16" in proc.stderr, proc.stderr
+    proc = run_cli("expose", tmp_path / "out.onnx", "--all")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "cannot run the model: its output 'out' is bfloat16" in proc.stderr
+
+
+def test_insert_cast_reaches_readers_inside_bodies(tmp_path):
+    """A tensor of the main graph read inside an If branch: the branch kept reading the uncast tensor
+    (only a graph input's cast reached bodies)."""
+    import onnx
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    from trtdeploy.surgery.nodes import insert_cast
+
+    then_g = helper.make_graph([helper.make_node("Identity", ["a"], ["t"], name="then_id")], "then", [],
+                               [helper.make_tensor_value_info("t", TP.FLOAT, [2])])
+    else_g = helper.make_graph([helper.make_node("Neg", ["a"], ["e"], name="else_neg")], "else", [],
+                               [helper.make_tensor_value_info("e", TP.FLOAT, [2])])
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="relu"),
+             helper.make_node("If", ["c"], ["y"], name="branch", then_branch=then_g, else_branch=else_g)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [2]),
+                                       helper.make_tensor_value_info("c", TP.BOOL, [])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    casts: dict = {}
+    out = insert_cast(m, "a", "float16", casts)
+    branch = next(n for n in out.graph.node if n.op_type == "If")
+    assert [n.input[0] for a in branch.attribute for n in a.g.node] == ["a_float16", "a_float16"]
+    assert casts == {"y": TP.FLOAT16} and out.graph.output[0].type.tensor_type.elem_type == TP.FLOAT16
+    onnx.checker.check_model(out, full_check=True)
+    x = np.array([1.5, -2.0], np.float32)
+    for c in (True, False):
+        (got,) = ort_run(out, {"x": x, "c": np.array(c)})
+        assert got.dtype == np.float16 and np.array_equal(got, (np.maximum(x, 0) * (1 if c else -1)).astype(np.float16))

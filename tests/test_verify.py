@@ -73,6 +73,20 @@ def test_checker_failure_refused_unless_the_input_fails_too(tmp_path):
     onnx.save(broken, str(src))  # the input fails already: not held against the output (ort refuses it)
     write_checked(_args(src, tmp_path / "o.onnx"), broken, broken, None)
     assert (tmp_path / "o.onnx").exists()
+    # any failure of the input excused every failure of the output: only the very same one is
+    worse = onnx.ModelProto()
+    worse.CopyFrom(broken)
+    worse.graph.node[-1].input[0] = "nowhere"  # a tensor nothing produces: the plain checker fails
+    with pytest.raises(TrtDeployError, match=r"fails onnx.checker \(full\): .*nowhere"):
+        write_checked(_args(src, tmp_path / "w.onnx"), broken, worse, None)
+    other = onnx.ModelProto()
+    other.CopyFrom(broken)
+    relu = next(n for n in other.graph.node if n.op_type == "Relu")
+    relu.op_type = "Softmax"
+    relu.attribute.append(onnx.helper.make_attribute("axis", 7))  # another shape inference failure, first
+    with pytest.raises(TrtDeployError, match=r"fails onnx.checker \(full\): .*axis"):
+        write_checked(_args(src, tmp_path / "w.onnx"), broken, other, None)
+    assert not (tmp_path / "w.onnx").exists()
 
 
 def test_no_verify_says_so_and_no_onnxruntime_says_only_the_checker_ran(tmp_path):
@@ -180,3 +194,103 @@ def test_verify_command_takes_shapes(tmp_path):
     proc = run_cli("verify", hw, bhw, "--shapes", "input:1x3x48x32")
     assert proc.returncode == 0, proc.stderr
     assert textwrap.dedent("ok  batch=2 vs original") in proc.stdout
+
+
+def _affine(scale: float, shift: float) -> onnx.ModelProto:
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    g = helper.make_graph([helper.make_node("Mul", ["x", "s"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TP.FLOAT, [4, 64])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [4, 64])],
+                          initializer=[numpy_helper.from_array(np.array(scale, np.float32), "s"),
+                                       numpy_helper.from_array(np.array(shift, np.float32), "b")])
+    return onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 17)])
+
+
+def test_near_zero_outputs_compare_at_float_resolution():
+    """The tolerance was relative to the output's range only: an output of a few 1e-8 (PP-OCRv4 det's text
+    map on noise) that a simplified graph computes 1.5 float32 units apart was refused. A floor of a few
+    units of float rounding (at 1) lets that pass, says the output is near-constant, and still refuses more."""
+    m = _affine(1e-7, 0.0)
+    report = same_outputs(m, _affine(1e-7, 1.5e-7), Probe(m))
+    assert report["checks"][0]["max_abs_diff"] == pytest.approx(1.5e-7, rel=0.01)
+    assert any("output 'y' is constant up to float rounding (spread" in n for n in report["notes"])
+    with pytest.raises(TrtDeployError, match=r"output 'y' differs from the original's: max abs diff 2e-06"):
+        same_outputs(m, _affine(1e-7, 2e-6), Probe(m))
+
+
+def test_a_dtype_change_passes_only_when_declared():
+    """Any dtype change of an output was taken for a declared cast: a simplify or remove-node that turned
+    an output float16 (or an input int32) passed. Only insert-cast declares casts."""
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    def model(out_type, in_type=TP.FLOAT):
+        nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TP.FLOAT), helper.make_node("Relu", ["xf"], ["r"]),
+                 helper.make_node("Cast", ["r"], ["y"], to=out_type)]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", in_type, [2, 3])],
+                              [helper.make_tensor_value_info("y", out_type, [2, 3])])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+    m = model(TP.FLOAT)
+    with pytest.raises(TrtDeployError, match="output 'y' is float16, the original's is float32, and the command changes no"):
+        same_outputs(m, model(TP.FLOAT16), Probe(m))
+    assert same_outputs(m, model(TP.FLOAT16), Probe(m), tolerance="float16", casts={"y": TP.FLOAT16})["checks"]
+    with pytest.raises(TrtDeployError, match="input 'x' is float16 in the new model, float32 in the original"):
+        same_outputs(m, model(TP.FLOAT, TP.FLOAT16), Probe(m))
+
+
+def test_insert_cast_declares_what_it_casts(tmp_path):
+    from onnx import TensorProto as TP
+
+    from trtdeploy.surgery.nodes import insert_cast
+
+    m = load_fixture("flatten")
+    casts: dict = {}
+    insert_cast(m, "out", "float16", casts)
+    assert casts == {"out": TP.FLOAT16}
+    casts = {}
+    insert_cast(m, "input", "float16", casts)
+    assert casts == {"input": TP.FLOAT16}
+    proc = run_cli("insert-cast", fixture_path("flatten"), "-o", tmp_path / "o.onnx", "--tensor", "out", "--to", "fp16")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_batch_is_compared_alone_where_other_dims_cannot_change():
+    """same_outputs changed every dynamic dim at once: a model whose width cannot change (PP-OCRv4 rec's
+    height, here a constant added along the width) was never compared at another batch."""
+    from onnx import helper
+
+    from trtdeploy.verify.__init__ import size_points
+
+    g = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 8, "w"])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 8, 64])],
+                          initializer=[numpy_helper.from_array(np.ones((1, 1, 64), np.float32), "c")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    p = Probe(m)
+    assert size_points(p) == [0, {"n": 2}, {"w": 128}, 2]
+    report = same_outputs(m, m, p)
+    assert [c["check"] for c in report["checks"]] == ["same outputs at x:1x8x64 (random)",
+                                                      "same outputs at x:2x8x64 (random)"]
+    assert "not compared at x:1x8x128 (random): the original model does not run there" in report["notes"]
+
+
+def test_the_check_runs_the_written_file(tmp_path):
+    """write_checked ran onnxruntime on the in-memory model serialized again: for a model over 2 GB the
+    external data committed was not what ran. The check opens the staged file: a weight changed in it
+    after writing (as a faulty writer would) is caught."""
+    m = load_fixture("view_cnn")
+    w = numpy_helper.to_array(next(t for t in m.graph.initializer if t.name == "conv2.weight"))
+
+    def tamper_then_check(original, new, probe):
+        staged = probe.written[1]
+        data = staged.read_bytes()
+        assert data.count(w.tobytes()) == 1
+        staged.write_bytes(data.replace(w.tobytes(), (w * 1.01).astype(w.dtype).tobytes()))
+        return same_outputs(original, new, probe)
+
+    with pytest.raises(TrtDeployError, match=r"output 'logits' differs from the original's"):
+        write_checked(_args(fixture_path("view_cnn"), tmp_path / "o.onnx"), m, m, tamper_then_check)
+    assert not (tmp_path / "o.onnx").exists()

@@ -384,7 +384,8 @@ def test_fp16(name):
     inputs, nothing overflows float16; the converted model's post-processing matches the reference
     applied to its own (float16) head tensor, and the trunk passes the fp16 check of the original."""
     from trtdeploy._shapes import propagate
-    from trtdeploy.surgery.fp16 import to_fp16, verify_fp16
+    from trtdeploy.surgery.fp16 import to_fp16
+    from trtdeploy.verify import verify_fp16
     from trtdeploy.yolo.verify import FLOAT16, verify_postprocess
 
     model, patched = _patched(name)

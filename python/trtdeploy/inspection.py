@@ -15,18 +15,56 @@ def _io(vi: onnx.ValueInfoProto) -> dict:
     return {"name": vi.name, "dtype": dtype_name(elem_type(vi)), "shape": dims_of(vi)}
 
 
-def summary(model: onnx.ModelProto, nodes: bool = False) -> dict:
+def _tensor_bytes(t: onnx.TensorProto) -> int:
+    """The bytes of a tensor's data, stored inline or externally (an inline tensor's ByteSize counts the
+    protobuf framing and name too)."""
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        length = next((int(e.value) for e in t.external_data if e.key == "length"), None)
+        if length is not None:
+            return length
+    elif t.HasField("raw_data"):
+        return len(t.raw_data)
+    if t.data_type == onnx.TensorProto.STRING:
+        return sum(len(x) for x in t.string_data)
+    n = int(np.prod(t.dims)) if t.dims else 1
+    try:
+        return n * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+    except (KeyError, TypeError, ValueError):  # a type numpy has no dtype for
+        return t.ByteSize()
+
+
+_SMALL = 4096  # elements: the shape vectors and scalars the detector's shape inference needs
+
+
+def _for_detector(model: onnx.ModelProto, base_dir) -> onnx.ModelProto | None:
+    """A copy for the detector's recognition, without reading weights: the small external initializers
+    (shape vectors, anchors, scalars: up to _SMALL elements) read from their files, the larger ones left
+    without data (their dims and types stay; reading one is a ValueError, wherever the command runs).
+    None when nothing is external. OSError/ValidationError when a small one cannot be read."""
+    from onnx.external_data_helper import load_external_data_for_tensor
+
+    external = [k for k, t in enumerate(model.graph.initializer) if t.data_location == onnx.TensorProto.EXTERNAL]
+    if not external:
+        return None
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for k in external:
+        t = m.graph.initializer[k]
+        if (int(np.prod(t.dims)) if t.dims else 1) <= _SMALL:
+            if base_dir is None:
+                raise OSError("the model's folder is not known")
+            load_external_data_for_tensor(t, str(base_dir))
+        t.data_location = onnx.TensorProto.DEFAULT
+        del t.external_data[:]
+    return m
+
+
+def summary(model: onnx.ModelProto, nodes: bool = False, path=None) -> dict:
+    """``path``: the model's file, for the small external tensors the detector needs (weights aside)."""
+    from pathlib import Path
+
     g = model.graph
-    init_bytes = 0
-    for t in g.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            length = next((int(e.value) for e in t.external_data if e.key == "length"), None)
-            if length is None:
-                n = int(np.prod(t.dims)) if t.dims else 1
-                length = n * np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-            init_bytes += length
-        else:
-            init_bytes += t.ByteSize()
+    init_bytes = sum(_tensor_bytes(t) for t in g.initializer)
     inputs = [_io(vi) for vi in data_inputs(g)]
     outputs = [_io(vi) for vi in g.output]
     dynamic = [{"tensor": io["name"], "axis": a, "dim": d}
@@ -48,7 +86,19 @@ def summary(model: onnx.ModelProto, nodes: bool = False) -> dict:
     }
     from .yolo.families import describe
 
-    info["detector"] = describe(model)  # the YOLO/RT-DETR head `yolo patch` would work on, or None
+    # the YOLO/RT-DETR head `yolo patch` would work on, or None; its shape constants may be external data
+    info["detector"] = None
+    unreadable = (OSError, ValueError, onnx.checker.ValidationError)  # a missing file: onnx's ValidationError
+    try:
+        loaded = _for_detector(model, Path(path).parent if path is not None else None)
+    except unreadable as exc:
+        info["detector_note"] = f"not checked: the external data could not be read ({str(exc).splitlines()[0]})"
+    else:
+        try:
+            info["detector"] = describe(loaded if loaded is not None else model)
+        except unreadable:  # recognizing this head reads weights (a DFL's), which inspect leaves unread
+            info["detector_note"] = ("not checked: recognizing the head reads weights, which are in external data "
+                                     "that inspect does not read (`yolo patch` reads them)")
     if nodes:
         types = all_types(model)
 
@@ -87,6 +137,8 @@ def format_summary(info: dict) -> str:
     lines.append(f"nodes: {info['node_count']}{bodies}  " +
                  ", ".join(f"{op} {n}" for op, n in info["op_types"].items()))
     lines.append(f"initializers: {info['initializers']} ({_human(info['initializer_bytes'])})")
+    if info.get("detector_note"):
+        lines.append(f"detector: {info['detector_note']}")
     if info.get("detector"):
         d = info["detector"]
         lines.append(f"detector: {d['family']}" + (f" ({d['classes'] or '?'} classes) on '{d['output']}' "

@@ -161,13 +161,20 @@ class Staging:
         self.dst = Path(dst)
         self.protect = {os.path.realpath(p) for p in protect}
         self.dir: Path | None = None
+        self.created: list[Path] = []  # folders made for dst, deepest first: removed unless committed
+        self.committed = False
 
     def __enter__(self) -> Staging:
         check_writable(self.dst)
+        missing = self.dst.parent
+        while not missing.exists() and missing != missing.parent:
+            self.created.append(missing)
+            missing = missing.parent
         try:
             self.dst.parent.mkdir(parents=True, exist_ok=True)
             self.dir = Path(tempfile.mkdtemp(prefix=f".{self.dst.name}.trtdeploy-", dir=self.dst.parent))
         except OSError as exc:
+            self._remove_created()
             raise TrtDeployError(f"cannot write {self.dst}: {exc.strerror or exc}") from None
         return self
 
@@ -175,6 +182,16 @@ class Staging:
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+        if not self.committed:
+            self._remove_created()
+
+    def _remove_created(self) -> None:
+        for folder in self.created:  # deepest first; a folder something else wrote into stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self.created = []
 
     @property
     def model(self) -> Path:
@@ -203,6 +220,7 @@ class Staging:
             for tmp, final in targets:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)
+                self.committed = True
         except OSError as exc:
             raise TrtDeployError(f"cannot write {self.dst}: {exc.strerror or exc}") from None
         return [final for _, final in targets]
@@ -258,12 +276,31 @@ def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def atomic_savez(path: str | os.PathLike, arrays: dict) -> Path:
-    """np.savez to a temp file, then rename (keys are tensor names)."""
+    """An .npz (what np.savez writes: one NAME.npy entry per array; np.load gives them back by name),
+    staged, then renamed into place. Written entry by entry rather than through np.savez(**arrays), whose
+    own parameter names ('file', 'allow_pickle') cannot be tensor names there."""
+    import zipfile
+
     import numpy as np
 
     path = Path(path)
     with Staging(path) as st:
-        with open(st.model, "wb") as f:
-            np.savez(f, **arrays)
+        with zipfile.ZipFile(st.model, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, arr in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
+        st.commit()
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data, protect: Iterable[str | os.PathLike] = ()) -> Path:
+    """Bytes (an engine, a timing cache, a JSON sidecar) staged beside ``path``, then renamed into place."""
+    path = Path(path)
+    with Staging(path, protect) as st:
+        try:
+            with open(st.model, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise TrtDeployError(f"cannot write {path}: {exc.strerror or exc}") from None
         st.commit()
     return path

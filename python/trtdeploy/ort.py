@@ -73,9 +73,21 @@ def run(sess, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) ->
         names = outputs or [o.name for o in sess.get_outputs()]
         return dict(zip(names, sess.run(names, feeds)))
     except Exception as exc:
-        if type(exc).__module__.startswith("onnxruntime"):
+        if type(exc).__module__.startswith("onnxruntime") or "No corresponding Numpy type" in str(exc):
             raise TrtDeployError(f"onnxruntime failed: {_first_line(exc)}") from None
         raise
+
+
+def exchange_problem(model: onnx.ModelProto) -> str | None:
+    """The first graph input/output of a type that onnxruntime's Python API cannot feed or return as a
+    NumPy array (bfloat16, the float8 and 4-bit types), said in words; None when there is none."""
+    for kind, values in (("input", data_inputs(model.graph)), ("output", model.graph.output)):
+        for vi in values:
+            elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
+            if elem and elem not in _NP and elem != onnx.TensorProto.STRING:
+                return (f"{kind} '{vi.name}' is {onnx.TensorProto.DataType.Name(elem).lower()}, which onnxruntime's "
+                        f"Python API cannot {'feed' if kind == 'input' else 'return'}")
+    return None
 
 
 def parse_shapes(text: str | None, flag: str = "--shapes") -> dict[str, list[int]]:
@@ -186,8 +198,8 @@ def random_inputs(model: onnx.ModelProto, shapes: dict[str, list[int]], seed: in
     for vi in data_inputs(model.graph):
         elem = vi.type.tensor_type.elem_type
         if elem not in _NP:
-            raise TrtDeployError(f"input '{vi.name}' has type {onnx.TensorProto.DataType.Name(elem)}; "
-                                 "give values with --inputs FILE.npz")
+            raise TrtDeployError(exchange_problem(model) if elem != onnx.TensorProto.STRING else
+                                 f"input '{vi.name}' has type STRING; give values with --inputs FILE.npz")
         dt = _NP[elem]
         shape = shapes[vi.name]
         if np.issubdtype(dt, np.floating):

@@ -329,8 +329,14 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
     prec = precision_strategy(precision, major, strongly_typed)
     ops = plugin_ops(model)
     libs, missing = plugin_plan(ops, list(plugins or []), tensorrt_version)
+    if workspace_mib is not None and workspace_mib <= 0:
+        raise TrtDeployError(f"--workspace {workspace_mib}: give a positive size in MiB (or leave it out for "
+                             "TensorRT's default)")
+    missing += _unwritable(engine_path, "-o")  # found now, not after minutes of building
     if timing_cache and os.path.isdir(timing_cache):
         missing.append(f"--timing-cache {timing_cache} is a folder; give a file")
+    elif timing_cache:
+        missing += _unwritable(timing_cache, "--timing-cache")  # saved after the build
     io = {vi.name: {"dtype": onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower(),
                     "shape": dims_of(vi)} for vi in data_inputs(model.graph)}
     outs = {vi.name: {"dtype": onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower(),
@@ -340,6 +346,16 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
                      convert=prec["convert"], plugins=libs, plugin_ops=ops, workspace_mib=workspace_mib,
                      timing_cache=timing_cache, strongly_typed=prec["strongly_typed"],
                      tensorrt_version=tensorrt_version, inputs=io, outputs=outs, missing=missing)
+
+
+def _unwritable(path: str, flag: str) -> list[str]:
+    from .io import check_writable
+
+    try:
+        check_writable(path, flag)
+    except TrtDeployError as exc:
+        return [str(exc)]
+    return []
 
 
 def format_plan(plan: BuildPlan) -> str:

@@ -35,6 +35,29 @@ def add_verify_options(p: argparse.ArgumentParser, runs: bool = True) -> None:
         add_run_options(p)
 
 
+def add_batch_sizes(p: argparse.ArgumentParser) -> None:
+    """--batch-sizes for the `dynamic` check (dynamic, verify)."""
+    p.add_argument("--batch-sizes", metavar="N,N,...",
+                   help="batch sizes of the check, multiples of the original batch (default: 1x, 2x, 3x it)")
+
+
+def batch_sizes(text: str | None) -> list[int] | None:
+    """--batch-sizes ``1,2,4`` -> [1, 2, 4] (None when not given); every size a whole number >= 1."""
+    from ..errors import TrtDeployError
+
+    if text is None:
+        return None
+    sizes = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item.lstrip("-").isdigit():
+            raise TrtDeployError(f"--batch-sizes '{text}': '{item}' is not a whole number; e.g. --batch-sizes 1,2,4")
+        if int(item) < 1:
+            raise TrtDeployError(f"--batch-sizes '{text}': {item} is not a batch size (1 or more)")
+        sizes.append(int(item))
+    return sizes
+
+
 def output_path(args):
     from ..io import check_output_path
 
@@ -111,6 +134,7 @@ def write_checked(args, original, new, check, out=None) -> dict | None:
         if pr is None:
             log.warning("note: only onnx.checker ran: onnxruntime is not installed (pip install onnxruntime)")
             return
+        pr.written = (new, staged)  # onnxruntime opens the staged file (and its data), not a copy of `new`
         try:
             result.update(check(original, new, pr))
         except verify.CannotRun as exc:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ._common import add_model_io, add_verify_options, load, log, output_path, write_checked
+from ._common import add_batch_sizes, add_model_io, add_verify_options, batch_sizes, load, log, output_path, write_checked
 
 
 def add_parser(sub):
@@ -18,7 +18,7 @@ def add_parser(sub):
                    help="a Resize/Slice whose fixed size is meant (interpolate(size=...), x[:, :n]): left as it is "
                         "(the output lists the nodes rewritten on that guess)")
     add_verify_options(p)
-    p.add_argument("--batch-sizes", metavar="N,N,...", help="batch sizes of the check (default: 1x, 2x, 3x the original)")
+    add_batch_sizes(p)
     return p
 
 
@@ -26,32 +26,27 @@ def run(args):
     import functools
 
     from ..errors import TrtDeployError
-    from ..surgery.dims import default_dims, explain_default, make_dynamic, parse_dims
+    from ..surgery.dims import CannotRewrite, default_dims, explain_default, make_dynamic, parse_dims
     from ..verify import CannotRun, dynamic_outputs
 
     out = output_path(args)
+    sizes = batch_sizes(args.batch_sizes)
     spec = {}
     for text in args.dims or []:
         for name, axes in parse_dims(text).items():
             spec.setdefault(name, {}).update(axes)
-    sizes = None
-    if args.batch_sizes:
-        try:
-            sizes = [int(x) for x in args.batch_sizes.split(",")]
-        except ValueError:
-            raise TrtDeployError(f"--batch-sizes '{args.batch_sizes}': expected numbers separated by ','") from None
     model = load(args.model)
     default = None if spec else default_dims(model)
     log.info("rewriting shapes")
     guesses: list[str] = []
-    def explained(exc):  # when the default axes were used and fail: which input looks wrong, what to name
-        return TrtDeployError(explain_default(model, default, str(exc))) if default else exc
+
+    def explained(exc):  # default axes that fail: which input looks wrong, if one does; else the error as it is
+        text = explain_default(model, default, str(exc)) if default else None
+        return TrtDeployError(text) if text else exc
 
     try:
         dyn = make_dynamic(model, spec or default, keep_fixed=set(args.keep_fixed), guesses=guesses)
-    except TrtDeployError as exc:
-        if str(exc).startswith("nothing to do"):
-            raise
+    except CannotRewrite as exc:
         raise explained(exc) from None
     for g in guesses:
         log.warning("guessed: %s", g)

@@ -29,6 +29,7 @@ def add_parser(sub):
 def run(args):
     import numpy as np
 
+    from ..errors import TrtDeployError
     from ..io import check_output_path, check_writable
     from ..surgery.expose import expose
     from ..verify import same_outputs
@@ -49,6 +50,10 @@ def run(args):
     from .. import ort
     from ._common import probe
 
+    problem = ort.exchange_problem(exposed_model)
+    if problem:
+        raise TrtDeployError(f"cannot run the model: its {problem}" + ("" if out else "; --no-run -o OUT writes "
+                                                                       "the model without running it"))
     pr = probe(args, model)
     if pr.note():
         log.info("note: %s", pr.note())

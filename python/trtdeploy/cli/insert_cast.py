@@ -26,12 +26,12 @@ def run(args):
     out = output_path(args)
     to = parse_dtype(args.to)
     model = load(args.model)
-    new = model
+    new, casts = model, {}
     for t in args.tensor:
-        new = insert_cast(new, t, to)
+        new = insert_cast(new, t, to, casts)
     import onnx
 
     narrowing = to in (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
-    check = functools.partial(same_outputs, tolerance="float16" if narrowing else "float32")
+    check = functools.partial(same_outputs, tolerance="float16" if narrowing else "float32", casts=casts)
     write_checked(args, model, new, check, out)
     return 0

@@ -20,6 +20,6 @@ def run(args):
     from .. import io
     from ..inspection import format_summary, summary
 
-    info = summary(io.load(args.model, load_external_data=False), nodes=args.nodes)
+    info = summary(io.load(args.model, load_external_data=False), nodes=args.nodes, path=args.model)
     print(json.dumps(info, indent=2) if args.json else format_summary(info))
     return 0

@@ -22,6 +22,10 @@ _BROADCAST = {
 }
 
 
+class CannotRewrite(TrtDeployError):
+    """A node whose baked shape cannot be rewritten soundly (named in the message)."""
+
+
 class Rewriter:
     """Walks the main graph in order and rewrites baked shapes, re-inferring after each change."""
 
@@ -233,7 +237,7 @@ class Rewriter:
                             f"--keep-fixed {node.name or node.output[0]}")
 
     def refuse(self, node: onnx.NodeProto, why: str) -> None:
-        raise TrtDeployError(f"cannot make the model dynamic: node {node_label(node)} {why}")
+        raise CannotRewrite(f"cannot make the model dynamic: node {node_label(node)} {why}")
 
     def const_input(self, name: str):
         """Value of a tensor that depends on no graph input (folded with the reference evaluator)."""

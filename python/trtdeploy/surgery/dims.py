@@ -20,7 +20,7 @@ import onnx
 from .._graph import copy_model, data_inputs, dims_of
 from .._shapes import set_dims
 from ..errors import TrtDeployError
-from ._rewrite import Rewriter, _factorize  # noqa: F401 (_factorize: tested directly)
+from ._rewrite import CannotRewrite, Rewriter, _factorize  # noqa: F401 (_factorize: tested directly)
 
 log = logging.getLogger("trtdeploy.dynamic")
 
@@ -92,21 +92,14 @@ def default_dims(model: onnx.ModelProto, symbol: str = "batch") -> dict[str, dic
     return spec
 
 
-def explain_default(model: onnx.ModelProto, default: dict[str, dict[int, str]], error: str) -> str:
-    """When the default batch axes do not work: which were chosen, which input looks wrong (one the
-    failing node reads, or one left static that has the batch size on another axis), and the --dims
-    that names them."""
+def explain_default(model: onnx.ModelProto, default: dict[str, dict[int, str]], error: str) -> str | None:
+    """When the default batch axes were used and the rewrite or the check failed: the error with what
+    looks wrong, or None when no input does (the error is then the model's, to stand as it is). Looks
+    wrong: an input the default left static whose axis > 0 has the batch size (silero-vad's state
+    [2, 1, 128]), with the --dims naming it too; else an input taken as batched that the failing node
+    reads (a Gather of sample 0), with a hint to name its axis."""
     import re
 
-    chosen = ", ".join(f"'{n}' axis {a}" for n, axes in default.items() for a in axes)
-    parts = [f"the default batch axes do not fit this model: {chosen} was taken as the batch"]
-    failing = set(re.findall(r"node '([^']+)'", error))
-    for n in model.graph.node:
-        if n.name in failing:
-            read = [x for x in n.input if x in default]
-            for x in read:
-                parts.append(f"'{x}' is read by the failing node '{n.name}' ({n.op_type}): if its batch is on "
-                             "another axis, or it has none, say so with --dims")
     sizes = {dims_of(vi)[a] for vi in data_inputs(model.graph) if vi.name in default
              for a in default[vi.name] if isinstance((dims_of(vi) or [None] * (a + 1))[a], int)}
     extra = {}
@@ -116,13 +109,22 @@ def explain_default(model: onnx.ModelProto, default: dict[str, dict[int, str]], 
             continue
         axes = [a for a, d in enumerate(dims) if a > 0 and isinstance(d, int) and d in sizes]
         if axes:
-            extra[vi.name] = axes[0]
-            parts.append(f"'{vi.name}' was left static, but its axis {axes[0]} has the batch size {dims[axes[0]]}")
-    spec = {n: dict(a) for n, a in default.items()}
-    for n, a in extra.items():
-        spec[n] = {a: "batch"}
-    example = ",".join(f"{n}:{a}={s}" for n, axes in spec.items() for a, s in axes.items())
-    return "; ".join(parts) + f"; name the axes, e.g. --dims {example} (the check said: {error})"
+            extra[vi.name] = (axes[0], dims[axes[0]])
+    if extra:
+        chosen = ", ".join(f"'{n}' axis {a}" for n, axes in default.items() for a in axes)
+        parts = [f"the default batch axes do not fit this model: {chosen} was taken as the batch"]
+        parts += [f"'{n}' was left static, but its axis {a} has the batch size {d}" for n, (a, d) in extra.items()]
+        spec = {n: dict(a) for n, a in default.items()}
+        for n, (a, _) in extra.items():
+            spec[n] = {a: "batch"}
+        example = ",".join(f"{n}:{a}={s}" for n, axes in spec.items() for a, s in axes.items())
+        return "; ".join(parts) + f"; name the axes, e.g. --dims {example} (what failed: {error})"
+    failing = set(re.findall(r"node '([^']+)'", error))
+    hints = [f"'{x}' (taken as batched on axis {next(iter(default[x]))}) is read by the failing node '{n.name}' "
+             f"({n.op_type}): if its batch is on another axis, or it has none, name the axes with --dims "
+             "NAME:AXIS=SYMBOL" for n in model.graph.node if n.name in failing for x in dict.fromkeys(n.input)
+             if x in default]
+    return f"{error}; {'; '.join(hints)}" if hints else None
 
 
 def parse_dims(text: str) -> dict[str, dict[int, str]]:
@@ -161,7 +163,7 @@ def make_dynamic(model: onnx.ModelProto, dims: DimSpec | None = None, *, symbol:
     fixed size is meant and must stay. guesses (a list): receives one line per node rewritten on a
     guess a static export cannot settle (a Resize to a size that equals the input's, a crop to the full
     length), naming the flag that keeps it. Raises TrtDeployError naming the input/node when it
-    cannot be done soundly.
+    cannot be done soundly (CannotRewrite: a node of the graph, rather than the arguments).
     """
     m = copy_model(model)
     spec = {k: dict(v) for k, v in (dims or default_dims(m, symbol)).items()}
@@ -183,7 +185,24 @@ def make_dynamic(model: onnx.ModelProto, dims: DimSpec | None = None, *, symbol:
             set_dims(vi, final[vi.name])
     _update_outputs(m, orig, probe, rewriter.PO.shapes(), rewriter.PP.shapes())
     m.graph.ClearField("value_info")  # stale: re-infer with onnx.shape_inference if needed
+    _clear_body_sizes(m)
     return m
+
+
+def _clear_body_sizes(m: onnx.ModelProto) -> None:
+    """If/Loop/Scan bodies declare their inputs' and outputs' shapes (and value_info) at the old sizes,
+    which onnxruntime enforces (an If body output [1, 4] refused at batch 2): value_info goes, as in the
+    main graph, and their static sizes become unknown (ranks and symbolic dims stay)."""
+    from .._graph import iter_graphs
+
+    for k, g in enumerate(iter_graphs(m.graph)):
+        if k == 0:
+            continue
+        g.ClearField("value_info")
+        for vi in list(g.input) + list(g.output):
+            dims = dims_of(vi)
+            if dims is not None and any(isinstance(d, int) for d in dims):
+                set_dims(vi, [d if isinstance(d, str) else None for d in dims])
 
 
 def _refuse_already_dynamic(m: onnx.ModelProto, spec: dict[str, dict[int, str]]) -> None:

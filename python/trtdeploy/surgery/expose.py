@@ -66,10 +66,9 @@ def expose(model: onnx.ModelProto, tensors: list[str] | None = None, nodes: list
             untyped.append(t)
             continue
         chain = where.get(t, [])
-        name = t
+        name, dims = t, inferred.get(t, (0, None))[1]
         for node, attr in reversed(chain):  # innermost body first
-            name = _lift(node, attr, name, elem, inferred.get(t, (0, None))[1] if name == t else None, fresh)
-        dims = inferred.get(t, (0, None))[1] if not chain else None
+            name, dims = _lift(node, attr, name, elem, dims, fresh)
         g.output.append(helper.make_tensor_value_info(name, elem, dims))
         exposed.append(name)
     if untyped:
@@ -127,30 +126,40 @@ def _constant_tensors(m: onnx.ModelProto) -> set[str]:
     return const
 
 
-def _lift(node: onnx.NodeProto, attr: str, name: str, elem: int, dims, fresh: NameGen) -> str:
-    """Make ``name`` (a tensor of ``node``'s body ``attr``) an output of ``node``; returns the new outer
-    name."""
+def _lift(node: onnx.NodeProto, attr: str, name: str, elem: int, dims, fresh: NameGen) -> tuple[str, list | None]:
+    """Make ``name`` (a tensor of ``node``'s body ``attr``, with ``dims`` there) an output of ``node``
+    through an Identity to a fresh name (the tensor may be a body output already: a second output of the
+    same name made onnxruntime return zeros for the If's own output). Returns the new outer name and its
+    dims: the body tensor's rank (one more for a Loop/Scan scan output) with unknown sizes, or None when
+    the rank is not known."""
     outer = fresh(f"{name.split('@')[0]}@{node.name or node.output[0]}")
     body = next(a.g for a in node.attribute if a.name == attr)
+    inner = fresh(f"{name}_exposed")
+    body.node.append(helper.make_node("Identity", [name], [inner], name=fresh(f"{inner}_Identity")))
+    rank = None if dims is None else len(dims)
+    inner_dims = None if rank is None else [None] * rank
     if node.op_type == "If":
         for a in node.attribute:
             if a.type != onnx.AttributeProto.GRAPH:
                 continue
             branch = a.g
             if a.name == attr:
-                branch.output.append(helper.make_tensor_value_info(name, elem, dims))
-            else:  # the branch not holding it: an empty tensor of the same type
+                branch.output.append(helper.make_tensor_value_info(inner, elem, inner_dims))
+            else:  # the branch not holding it: an empty tensor of the same type and rank (a 0 for a scalar)
                 empty = fresh(f"{name}_empty")
-                branch.node.append(helper.make_node("Constant", [], [empty], name=fresh(f"{empty}_Constant"),
-                                                    value=helper.make_tensor(empty, elem, [0], [])))
-                branch.output.append(helper.make_tensor_value_info(empty, elem, [0]))
+                shape = [0] * (rank if rank is not None else 1)
+                value = helper.make_tensor(empty, elem, shape, [0] if not shape else [])
+                branch.node.append(helper.make_node("Constant", [], [empty], name=fresh(f"{empty}_Constant"), value=value))
+                branch.output.append(helper.make_tensor_value_info(empty, elem, shape))
+        out_dims = inner_dims
     elif node.op_type in ("Loop", "Scan"):
-        body.output.append(helper.make_tensor_value_info(name, elem, dims))
+        body.output.append(helper.make_tensor_value_info(inner, elem, inner_dims))
         if node.op_type == "Scan":
             for a in node.attribute:
                 if a.name in ("scan_output_axes", "scan_output_directions"):
                     a.ints.append(0)
+        out_dims = None if rank is None else [None] * (rank + 1)  # one slice per iteration
     else:
         raise TrtDeployError(f"cannot expose '{name}': it is inside {node_label(node)}, which is not If/Loop/Scan")
     node.output.append(outer)
-    return outer
+    return outer, out_dims

@@ -198,9 +198,3 @@ def to_fp16(model: onnx.ModelProto, keep_io_fp32: bool = True, keep_ops: set[str
         pass
     return m
 
-
-def verify_fp16(fp32: onnx.ModelProto, fp16: onnx.ModelProto, shapes=None, seed: int = 0, feeds=None) -> dict:
-    """The float16 check (verify.fp16_outputs) on two models: {output: error relative to its range}."""
-    from ..verify import verify_fp16 as check
-
-    return check(fp32, fp16, shapes=shapes, seed=seed, feeds=feeds)

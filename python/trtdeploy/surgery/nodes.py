@@ -162,11 +162,14 @@ def _drop_dangling(g: onnx.GraphProto, candidates: list[str]) -> None:
             g.input.remove(i)
 
 
-def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int) -> onnx.ModelProto:
+def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int,
+                casts: dict[str, int] | None = None) -> onnx.ModelProto:
     """Cast ``tensor`` to ``to`` for everything that reads it. On a graph output the output keeps
     its name and gets the new dtype. On a graph input the input itself takes the new dtype (the caller
     feeds e.g. int32 instead of int64) and a Cast back to its old dtype follows it, so the graph
-    computes as before. Downstream ops that cannot take the new type are an error."""
+    computes as before. Downstream ops that cannot take the new type are an error. ``casts`` (a dict)
+    receives {graph input/output: its new elem type} for each one whose dtype changed."""
+    casts = casts if casts is not None else {}
     m = copy_model(model)
     g = m.graph
     to = parse_dtype(to)
@@ -194,6 +197,7 @@ def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int) -> onnx.Mode
                 _apply_graph(sub, {tensor: inner})
         g.node.insert(0, helper.make_node("Cast", [tensor], [inner], name=fresh(f"{tensor}_Cast"), to=old))
         vi.type.tensor_type.elem_type = to
+        casts[tensor] = to
         _check_types(m, tensor)
         return m
     if tensor in out_names:
@@ -214,23 +218,56 @@ def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int) -> onnx.Mode
         for o in g.output:
             if o.name == tensor:
                 o.type.tensor_type.elem_type = to
+                casts[o.name] = to
     else:
         new = fresh(f"{tensor}_{dtype_name}")
         cast = helper.make_node("Cast", [tensor], [new], name=fresh(f"{tensor}_Cast"), to=to)
-        users = [n for n in g.node if tensor in n.input]
+        from .._graph import outer_references
+        from .names import _apply_graph
+
+        users = [n for n in g.node if tensor in n.input or any(tensor in outer_references(b) for b in subgraphs(n))]
+        retyped = False
         for n in users:
             n.input[:] = [new if x == tensor else x for x in n.input]
+            for body in subgraphs(n):  # an If/Loop/Scan body reading it from the main graph
+                if tensor in outer_references(body):
+                    _apply_graph(body, {tensor: new})
+                    body_down = _downstream(body, {new})
+                    body.ClearField("value_info")
+                    for o in body.output:  # retyped below, as onnx infers them now
+                        if o.name in body_down:
+                            o.type.CopyFrom(helper.make_tensor_value_info(o.name, 0, None).type)
+                            retyped = True
         idx = max((i for i, n in enumerate(g.node) if tensor in n.output), default=-1) + 1
         g.node.insert(idx, cast)
         changed = {n_out for n in users for n_out in n.output}
+        if retyped:
+            _infer_body_outputs(m)
     down = _downstream(g, changed)
     _drop_value_info(g, down)
     types = propagate(m)
     for o in g.output:  # graph outputs downstream of the cast take their new dtype
         if o.name in down and o.name in types and types[o.name][0]:
+            if o.type.tensor_type.elem_type != types[o.name][0]:
+                casts[o.name] = types[o.name][0]
             o.type.tensor_type.elem_type = types[o.name][0]
     _check_types(m, tensor)
     return m
+
+
+def _infer_body_outputs(m: onnx.ModelProto) -> None:
+    """Body outputs left without a type get the one onnx's shape inference gives them (when it can;
+    _check_types reports what it cannot)."""
+    from .._graph import iter_graphs
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(m)
+    except Exception:  # noqa: BLE001 - _check_types says why
+        return
+    for g, gi in zip(iter_graphs(m.graph), iter_graphs(inferred.graph)):
+        for o, oi in zip(g.output, gi.output):
+            if not o.type.tensor_type.elem_type and oi.type.tensor_type.elem_type:
+                o.type.CopyFrom(oi.type)
 
 
 def _downstream(g: onnx.GraphProto, names: set[str]) -> set[str]:

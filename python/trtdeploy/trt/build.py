@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import TrtDeployError
+from ..io import atomic_write_bytes
 from ..plan import BuildPlan
 from . import import_tensorrt, load_plugins, major_version
 
@@ -53,7 +54,8 @@ def prepare_model(plan: BuildPlan, workdir: str) -> str:
     if plan.convert is None:
         return plan.model
     from .. import io
-    from ..surgery.fp16 import to_fp16, verify_fp16
+    from ..surgery.fp16 import to_fp16
+    from ..verify import verify_fp16
 
     model = io.load(plan.model)
     half = to_fp16(model)
@@ -115,11 +117,11 @@ def build_engine(plan: BuildPlan) -> dict:
         if serialized is None:
             raise TrtDeployError("TensorRT failed to build the engine (see its messages above)")
         seconds = time.monotonic() - t0
-    _atomic_write(Path(plan.engine), memoryview(serialized))
+    atomic_write_bytes(plan.engine, memoryview(serialized), protect=[plan.model])
     if cache is not None:
-        _atomic_write(Path(plan.timing_cache), memoryview(config.get_timing_cache().serialize()))
+        atomic_write_bytes(plan.timing_cache, memoryview(config.get_timing_cache().serialize()), protect=[plan.model])
     sidecar = make_sidecar(plan, str(trt.__version__), seconds)
-    _atomic_write(Path(sidecar_path(plan.engine)), json.dumps(sidecar, indent=2).encode())
+    atomic_write_bytes(sidecar_path(plan.engine), json.dumps(sidecar, indent=2).encode(), protect=[plan.model])
     return sidecar
 
 
@@ -159,15 +161,3 @@ def make_sidecar(plan: BuildPlan, trt_version: str, build_seconds: float | None)
             "precision": plan.precision, "precision_how": plan.precision_how, "profiles": plan.profiles,
             "inputs": plan.inputs, "outputs": plan.outputs, "plugins": plan.plugins, "plugin_ops": plan.plugin_ops,
             "build_seconds": build_seconds, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-def _atomic_write(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
