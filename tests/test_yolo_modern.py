@@ -30,10 +30,11 @@ HEADS = {
     "yolov10n_end2end": ("yolo-end2end", "yolov10-end2end", 80, "xyxy"),
     "rtdetr_tiny": ("rtdetr", "rtdetr", 80, "cxcywh-normalized"),
     "rtdetr_tiny_dynamic": ("rtdetr", "rtdetr", 80, "cxcywh-normalized"),
+    "rtdetr_legacy_nc2": ("rtdetr", "rtdetr-legacy", 2, "cxcywh-normalized"),  # [B, 300, 4+2]: not score, class
 }
 PATCHABLE = sorted(set(HEADS) - {"rtdetr_tiny"})  # a static RT-DETR export cannot get a dynamic batch
 DYNAMIC_HW = {"yolov8n_dynamic": [2, 3, 384, 640], "yolo11n_dynamic_op12": [2, 3, 256, 320],
-              "rtdetr_tiny_dynamic": [2, 3, 480, 640]}
+              "rtdetr_tiny_dynamic": [2, 3, 480, 640], "rtdetr_legacy_nc2": [2, 3, 320, 480]}
 TENSORRT_OPS = {  # what the appended post-processing may use: ops TensorRT 10 and 11 import from ONNX
     "Pad", "Slice", "TopK", "Flatten", "Reshape", "Expand", "GatherElements", "Mul", "Sub", "Add", "Concat",
     "Transpose", "Equal", "Where", "NonMaxSuppression", "Gather", "GatherND", "ConstantOfShape", "Shape",
@@ -80,7 +81,11 @@ def test_reference_equals_ultralytics(name):
         if HEADS[name][0] == "yolov8":
             got = ref.raw(y[b], 0.25, 0.45, 300, 30000, kept=kept)
         else:
-            got = ref.end2end(y[b], 0.25, 300, tuple(shape[2:]) if HEADS[name][0] == "rtdetr" else None)
+            legacy = HEADS[name][1] == "rtdetr-legacy"
+            got = ref.end2end(y[b], 0.25, 300, tuple(shape[2:]) if HEADS[name][0] == "rtdetr" else None,
+                              class_probs=legacy)
+            if legacy:  # ultralytics 8.3 kept the rows in query order, the reference best first
+                want = want[np.argsort(-want[:, 4], kind="stable")]
         ties += len(got.ties)
         assert len(got) == len(want) > 10
         np.testing.assert_allclose(got.boxes, want[:, :4], atol=1e-3)
@@ -251,7 +256,7 @@ def test_refusals_name_what_was_found():
         detect(_synthetic_head([4, 1, 80], decoded_rows=True))
     head = detect(_synthetic_head([4, 80]))  # the raw-head structure, whatever made it
     assert head.family == "yolov8" and head.num_classes == 80
-    with pytest.raises(TrtDeployError, match="needs a \\[B, K, 6\\] output"):
+    with pytest.raises(TrtDeployError, match=r"--family rtdetr needs .*; output 'output' is a raw head"):
         detect(_synthetic_head([4, 80]), family="rtdetr")
     m = _synthetic_head([4, 80])
     m.graph.output[0].type.tensor_type.elem_type = TP.FLOAT16
@@ -261,6 +266,75 @@ def test_refusals_name_what_was_found():
     m.opset_import[0].version = 10
     with pytest.raises(TrtDeployError, match="opset is 10.*needs opset >= 11"):
         patch_detections(m, detect(m))
+
+
+def _after_output(model: onnx.ModelProto, op: str, **attrs) -> onnx.ModelProto:
+    """The model with one more node (Identity, Cast, Transpose) between its head and its output."""
+    out = model.graph.output[0]
+    for n in model.graph.node:
+        n.output[:] = [f"{out.name}_head" if o == out.name else o for o in n.output]
+    model.graph.node.append(helper.make_node(op, [f"{out.name}_head"], [out.name], name=f"after_{op}", **attrs))
+    if op == "Transpose":
+        dims = out.type.tensor_type.shape.dim
+        d1, d2 = dims[1].dim_value, dims[2].dim_value
+        dims[1].dim_value, dims[2].dim_value = d2, d1
+    return model
+
+
+def test_layout_from_the_concat_not_the_dims():
+    """A raw head is told by its Concat of box rows and Sigmoid class rows, not by dims[1] < dims[2]
+    (imgsz 64 with 80 classes: [1, 84, 84]; here 64 anchors: [1, 84, 64]), and is found behind an
+    Identity or a Cast to float."""
+    head = detect(_synthetic_head([4, 80], n=64))
+    assert (head.family, head.num_classes, head.output_shape) == ("yolov8", 80, [1, 84, 64])
+    for op, attrs in (("Identity", {}), ("Cast", {"to": TP.FLOAT})):
+        head = detect(_after_output(_synthetic_head([4, 80]), op, **attrs))
+        assert (head.family, head.num_classes, head.output) == ("yolov8", 80, "output"), op
+        m = _after_output(_end2end_like(False), op, **attrs)
+        assert detect(m).family == "yolo-end2end", op
+
+
+def test_legacy_rtdetr_with_two_classes_is_not_score_class():
+    """ultralytics <= 8.3 RT-DETR with nc=2 gives [B, 300, 6] = boxes + 2 class probabilities: its
+    Concat has widths [4, 2], not the [4, 1, 1] of the end-to-end layout. Read as class probabilities
+    (score = best, class = argmax) and checked against ultralytics 8.3's post-processing."""
+    model = load_fixture("rtdetr_legacy_nc2")
+    head = detect(model)
+    assert (head.label, head.layout, head.num_classes, head.output_shape) == ("rtdetr-legacy", "class-probs", 2,
+                                                                            [1, 300, 6])
+    with pytest.raises(TrtDeployError, match=r"--family yolo-end2end needs .*widths \[4, 1, 1\].* RT-DETR head "
+                                             r"\[B, K, 4\+nc\] \(2 classes\)"):
+        detect(model, family="yolo-end2end")
+    patched, opts = patch_detections(model, head, max_detections=20)  # the best 20 of the rows above 0.25
+    report = verify_detections(model, patched, shapes={"images": [1, 3, 320, 480]})
+    assert report["detections"] == [20, 20, 20, 20, 20, 20]
+    y = ort_run(patched, {"images": np.random.default_rng(0).random((1, 3, 320, 480), dtype=np.float32)})
+    assert set(np.unique(y[3][0, :int(y[0][0, 0])])) == {0, 1}  # both classes, from the argmax
+
+
+@pytest.mark.parametrize("model, family, message", [
+    (lambda: _after_output(_synthetic_head([4, 80]), "Transpose", perm=[0, 2, 1]), "yolov8",
+     r"--family yolov8 needs a raw head .*; output 'output' is a raw head \[B, 4\+nc, N\] transposed to "
+     r"\[B, N, 4\+nc\]"),
+    (lambda: _after_output(_synthetic_head([4, 80]), "Transpose", perm=[0, 2, 1]), None,
+     r"transposed to \[B, N, 4\+nc\] .*export without the Transpose"),
+    (lambda: _synthetic_head([4, 80, 32]), "yolov8", r"concatenates 3 parts \[4, 80, 32\].*segmentation"),
+    (lambda: _end2end_like(False, extra=32), "yolo-end2end", "32 more columns.*segmentation"),
+    (lambda: _end2end_like(False), "yolov8", r"--family yolov8 needs .*; output 'output0' is an end-to-end head"),
+    (lambda: _synthetic_head([4, 80]), "yolo-end2end", r"--family yolo-end2end needs .* is a raw head"),
+    (lambda: load_fixture("yolov8n_640"), "rtdetr", r"--family rtdetr needs .* is a raw head"),
+    (lambda: load_fixture("view_cnn"), "yolov8", r"'logits' is \[1, 10\], not rank 3"),
+])
+def test_forced_family_still_needs_its_layout(model, family, message):
+    with pytest.raises(TrtDeployError, match=message):
+        detect(model(), family=family)
+
+
+def test_forced_family_overrides_only_the_box_format():
+    """--family picks pixels vs normalized for a [B, K, 6] head (the one heuristic); nothing else."""
+    assert detect(load_fixture("rtdetr_tiny_dynamic"), family="yolo-end2end").boxes == "xyxy"
+    assert detect(load_fixture("yolo26n_end2end"), family="rtdetr").boxes == "cxcywh-normalized"
+    assert detect(load_fixture("yolo26n_end2end"), family="yolo-end2end").label == "yolo26-end2end"
 
 
 def _end2end_like(with_nms: bool, extra: int = 0) -> onnx.ModelProto:

@@ -17,7 +17,9 @@ coordinate offsets, so nothing leaves the float16 range), with the score thresho
 [B, K] tensor of -1, and one TopK(D) per image orders them into the fixed-size outputs.
 
 End-to-end head ``[B, K, 6]``: no NMS; RT-DETR's normalized cx, cy, w, h become x1, y1, x2, y2 and
-are scaled by the input width/height; then the same TopK(D) + threshold tail.
+are scaled by the input width/height; then the same TopK(D) + threshold tail. The RT-DETR head of
+ultralytics <= 8.3, ``[B, K, 4+nc]``, first gets score = best class and class = its first argmax
+(TopK k=1 over the class columns).
 
 Only ops that TensorRT 10/11 import from ONNX, no NonZero, no float values outside float16's range;
 comparisons (Greater) and TopK/NonMaxSuppression keep their float32 inputs under ``trtdeploy fp16``.
@@ -54,14 +56,14 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
         max_detections = static_rows or 300
     if not 1 <= max_detections <= TOPK_LIMIT:
         raise TrtDeployError(f"--max-detections {max_detections}: must be in 1..{TOPK_LIMIT} (TensorRT's TopK limit)")
-    opts = {"family": head.family, "score_threshold": float(score_threshold), "max_detections": int(max_detections)}
+    opts = {"family": head.family, "layout": head.layout, "num_classes": head.num_classes,
+            "score_threshold": float(score_threshold), "max_detections": int(max_detections)}
     if head.family == "yolov8":
         topk = min(5 * max_detections, TOPK_LIMIT) if topk is None else topk
         if not max_detections <= topk <= TOPK_LIMIT:
             raise TrtDeployError(f"--topk {topk}: must be between --max-detections ({max_detections}) and "
                                  f"{TOPK_LIMIT} (TensorRT's TopK limit)")
-        opts.update(iou_threshold=float(iou_threshold), topk=int(topk), agnostic=bool(agnostic),
-                    num_classes=head.num_classes)
+        opts.update(iou_threshold=float(iou_threshold), topk=int(topk), agnostic=bool(agnostic))
     elif topk is not None or agnostic:
         raise TrtDeployError(f"--topk/--agnostic apply to heads that need NMS; '{head.output}' is {head.label} "
                              "(NMS-free)")
@@ -168,8 +170,14 @@ def _end2end_candidates(e: Emitter, head: Head, in_dims):
     """[B, K, 6] -> scores [B, K], boxes [B, K, 4] x1y1x2y2 pixels, classes [B, K] (float)."""
     y = head.output
     box = e.slice(y, [0], [4], [2], base="det_box")
-    score = e.op("Flatten", [e.slice(y, [4], [5], [2], base="det_score_col")], base="det_score", axis=1)
-    cls = e.op("Flatten", [e.slice(y, [5], [6], [2], base="det_class_col")], base="det_class", axis=1)
+    if head.layout == "class-probs":  # [B, K, 4+nc]: score = the best class, class = its first argmax
+        best, label = e.topk(e.slice(y, [4], [4 + head.num_classes], [2], base="det_class_probs"), 1, axis=2,
+                             base="det_best_class")
+        score = e.op("Flatten", [best], base="det_score", axis=1)
+        cls = e.op("Flatten", [label], base="det_class", axis=1)
+    else:
+        score = e.op("Flatten", [e.slice(y, [4], [5], [2], base="det_score_col")], base="det_score", axis=1)
+        cls = e.op("Flatten", [e.slice(y, [5], [6], [2], base="det_class_col")], base="det_class", axis=1)
     if head.boxes == "cxcywh-normalized":
         xy = e.slice(box, [0], [2], [2], base="det_xy")
         wh = e.slice(box, [2], [4], [2], base="det_wh")

@@ -181,7 +181,8 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
 def _probe_threshold(head: np.ndarray, opts: dict, wanted: int = 200) -> float:
     """A score threshold that about ``wanted`` candidates of this image pass (halfway between two
     neighbouring scores, so no score sits on it)."""
-    scores = head[4:].max(0) if opts["family"] == "yolov8" else head[:, 4]
+    scores = head[4:].max(0) if opts["family"] == "yolov8" else \
+        head[:, 4:].max(1) if opts.get("layout") == "class-probs" else head[:, 4]
     s = np.sort(scores.astype(np.float64))[::-1]
     k = min(wanted, len(s) - 1)
     return max(0.0, float((s[k - 1] + s[k]) / 2)) if k > 0 else 0.0
@@ -224,7 +225,8 @@ def _compare(head: np.ndarray, got: list, opts: dict, hw, label: str, tol: dict)
                            opts["agnostic"], kept, tol["iou_tie"], tol["score_tie"])
         else:
             want = ref.end2end(head[b], opts["score_threshold"], rows,
-                               (h, w) if opts["family"] == "rtdetr" else None, kept, tol["score_tie"])
+                               (h, w) if opts["family"] == "rtdetr" else None, kept, tol["score_tie"],
+                               class_probs=opts.get("layout") == "class-probs")
         out["detections"].append(n)
         out["reference"].append(len(want))
         out["near_ties"] += len(want.ties)
