@@ -268,6 +268,37 @@ def test_refusals_name_what_was_found():
         patch_detections(m, detect(m))
 
 
+@pytest.mark.parametrize("name, family, message", [
+    ("yolo26n_end2end", "rtdetr", r"not look like the rtdetr head .*normalized.*box values span \[-\d"),
+    ("rtdetr_tiny_dynamic", "yolo-end2end", r"not look like the yolo-end2end head .*x2 < x1 or y2 < y1 in \d\d+% of the rows"),
+])
+def test_check_refuses_a_head_read_with_the_wrong_family(tmp_path, name, family, message):
+    """The patched model follows what was assumed, so it matches the reference built on the same
+    assumption; the check also looks at the values of the original's head."""
+    model = load_fixture(name)
+    patched, _ = patch_detections(model, detect(model, family=family))
+    with pytest.raises(TrtDeployError, match=message + ".*patch again with --family"):
+        verify_detections(model, patched, shapes={"images": [1, 3, 320, 320]} if "dynamic" in name else None)
+    proc = run_cli("yolo", "patch", fixture_path(name), "-o", tmp_path / "never.onnx", "--family", family)
+    assert proc.returncode == 1 and "does not look like" in proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert not (tmp_path / "never.onnx").exists()
+
+
+def test_check_refuses_implausible_heads():
+    """Heads whose structure matches but whose values do not: a raw head whose w, h rows are
+    negative, an end-to-end head whose class column is no class index."""
+    m = _synthetic_head([4, 80])
+    w = next(t for t in m.graph.initializer if t.name == "w0")
+    w.CopyFrom(numpy_helper.from_array(-np.abs(numpy_helper.to_array(w)) - 0.1, "w0"))  # every box row < 0
+    patched, _ = patch_detections(m, detect(m))
+    with pytest.raises(TrtDeployError, match=r"yolov8 head .*cx, cy, w, h in pixels.*w < 0 or h < 0 in 100% of"):
+        verify_detections(m, patched)
+    m = _end2end_like(False)
+    patched, _ = patch_detections(m, detect(m))
+    with pytest.raises(TrtDeployError, match=r"the class column holds [\d.]+, .*not class indices"):
+        verify_detections(m, patched)
+
+
 def _after_output(model: onnx.ModelProto, op: str, **attrs) -> onnx.ModelProto:
     """The model with one more node (Identity, Cast, Transpose) between its head and its output."""
     out = model.graph.output[0]

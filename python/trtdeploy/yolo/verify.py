@@ -168,6 +168,7 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
     for run_feeds in runs:
         x = run_feeds[image]
         head = _run_original(sess_o, run_feeds, image, orig_batch, opts["head_output"])
+        check_head(head, opts, "the original")
         got = run(sess_p, run_feeds, list(DETECTION_OUTPUTS))
         got = [got[k] for k in DETECTION_OUTPUTS]
         checks.append(_compare(head, got, opts, x.shape[2:], f"batch {x.shape[0]}", FLOAT32))
@@ -176,6 +177,56 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
     return {"family": opts["label"], "options": {k: v for k, v in opts.items() if k not in ("label", "boxes")},
             "checks": checks, "ok": True, "detections": [n for c in checks for n in c["detections"]],
             "probe_threshold": probe}
+
+
+ASSUMED = {"channels": "then class probabilities", "score-class": "then a score in [0, 1] and a class index",
+           "class-probs": "then class probabilities"}
+BOXES = {"xyxy": "x1, y1, x2, y2 in pixels", "cxcywh": "cx, cy, w, h in pixels",
+         "cxcywh-normalized": "cx, cy, w, h normalized to [0, 1]"}
+MOSTLY = 0.9  # box checks that a real head can miss on a few rows (YOLO26's raw distances may be negative)
+
+
+def check_head(head: np.ndarray, opts: dict, where: str) -> None:
+    """Cheap plausibility checks of a head output read as ``opts`` says (the family and layout that
+    `yolo patch` assumed): probabilities in [0, 1], class indices integral in [0, nc), normalized
+    boxes in [0, 1], pixel corners ordered, widths/heights not negative. The patched model follows
+    what was assumed, so a misread head would match the reference; these catch it instead."""
+    layout = opts.get("layout") or ("channels" if opts["family"] == "yolov8" else "score-class")
+    y = head.astype(np.float64)
+    tol = 1e-4
+    if layout == "channels":
+        probs, boxes = y[:, 4:], y[:, :4].transpose(0, 2, 1).reshape(-1, 4)
+    else:
+        probs, boxes = (y[..., 4:] if layout == "class-probs" else y[..., 4:5]), y[..., :4].reshape(-1, 4)
+    problem = None
+    if probs.size and (probs.min() < -tol or probs.max() > 1 + tol):
+        what = "class probabilities" if layout != "score-class" else "scores"
+        problem = f"{what} span [{probs.min():.4g}, {probs.max():.4g}], not [0, 1]"
+    elif layout == "score-class":
+        cls, nc = y[..., 5], opts.get("num_classes")
+        if np.any(cls != np.round(cls)) or cls.min() < 0 or (nc and cls.max() >= nc):
+            problem = (f"the class column holds {_sample(cls)}, not class indices"
+                       + (f" in [0, {nc})" if nc else ""))
+    if problem is None and opts.get("boxes") == "cxcywh-normalized" and boxes.size \
+            and (boxes.min() < -tol or boxes.max() > 1 + tol):
+        problem = f"box values span [{boxes.min():.4g}, {boxes.max():.4g}], not [0, 1]"
+    elif problem is None and opts.get("boxes") == "xyxy" and len(boxes):
+        ok = (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
+        if ok.mean() < MOSTLY:
+            problem = f"x2 < x1 or y2 < y1 in {1 - ok.mean():.0%} of the rows"
+    elif problem is None and opts.get("boxes") == "cxcywh" and len(boxes):
+        ok = (boxes[:, 2] >= 0) & (boxes[:, 3] >= 0)
+        if ok.mean() < MOSTLY:
+            problem = f"w < 0 or h < 0 in {1 - ok.mean():.0%} of the anchors"
+    if problem:
+        raise TrtDeployError(f"output '{opts['head_output']}' of {where} does not look like the {opts['family']} head "
+                             f"that was assumed ({BOXES.get(opts.get('boxes'), opts.get('boxes'))}, {ASSUMED[layout]}):"
+                             f" {problem}; if the family is wrong, patch again with --family")
+
+
+def _sample(v: np.ndarray) -> str:
+    u = np.unique(v)
+    return ", ".join(f"{x:.4g}" for x in u[:4]) + (", ..." if len(u) > 4 else "")
 
 
 def _probe_threshold(head: np.ndarray, opts: dict, wanted: int = 200) -> float:
@@ -292,6 +343,7 @@ def verify_postprocess(patched: onnx.ModelProto, feeds: dict | None = None, shap
     for f in runs:
         out = run(sess, f, [*DETECTION_OUTPUTS, opts["head_output"]])
         head = out[opts["head_output"]].astype(np.float32)
+        check_head(head, opts, "the patched model")
         checks.append(_compare(head, [out[k] for k in DETECTION_OUTPUTS], opts, f[image].shape[2:],
                                f"batch {f[image].shape[0]}", tol))
     return {"family": opts["label"], "checks": checks, "ok": True,
