@@ -132,6 +132,18 @@ def test_patch_at_other_sizes_of_a_dynamic_export():
         assert report["checks"][0]["detections"] == report["checks"][0]["reference"]
 
 
+def test_dynamic_size_is_checked_at_a_non_square_size():
+    """A patched model that swaps the input's width and height (RT-DETR scales its normalized boxes
+    by them) passes at a square size and is refused at the default size of a dynamic H/W."""
+    model, patched = _patched("rtdetr_tiny_dynamic")
+    for t in patched.graph.initializer:
+        if t.name.startswith("det_whwh"):
+            t.CopyFrom(numpy_helper.from_array(np.array([2, 3, 2, 3], np.int64), t.name))  # [h, w, h, w]
+    verify_detections(model, patched, shapes={"images": [1, 3, 320, 320]}, batch_sizes=(1,))
+    with pytest.raises(TrtDeployError, match="is not in the patched output"):
+        verify_detections(model, patched, batch_sizes=(1,))
+
+
 def test_static_batch_is_made_dynamic_and_batches_are_independent():
     model, patched = _patched("yolov8n_640")
     x = np.random.default_rng(7).random((3, 3, 640, 640), dtype=np.float32)
@@ -423,6 +435,9 @@ def test_cli_patch_verifies_by_default_and_verify(tmp_path):
     np.savez(tmp_path / "in.npz", images=x)
     proc = run_cli("yolo", "verify", fixture_path("yolo11n_384x640"), out, "--inputs", tmp_path / "in.npz")
     assert proc.returncode == 0 and proc.stdout.count("ok:") == 1, proc.stderr
+    proc = run_cli("yolo", "patch", fixture_path("yolov8n_dynamic"), "-o", tmp_path / "dyn.onnx")
+    assert proc.returncode == 0 and "checking at 3x480x640 (not square" in proc.stderr, proc.stderr
+    assert "checked: batch 1 against the reference" in proc.stderr
     proc = run_cli("yolo", "patch", fixture_path("yolo26n_end2end"), "-o", tmp_path / "e2e.onnx", "--no-verify")
     assert proc.returncode == 0 and "without checking it (--no-verify)" in proc.stderr
     proc = run_cli("yolo", "patch", fixture_path("rtdetr_tiny_dynamic"), "-o", tmp_path / "rt.onnx",

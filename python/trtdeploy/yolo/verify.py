@@ -122,9 +122,12 @@ def verify(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | No
     return verify_detections(original, patched, feeds=feeds, shapes=shapes, seed=seed)
 
 
+DYNAMIC_HW = (480, 640)  # a dynamic H/W is checked at this size by default: not square, so a swap of W and H shows
+
+
 def check_shapes(original: onnx.ModelProto, shapes: dict | None, log=None) -> dict[str, list[int]]:
-    """The image input's shape for the check: given, else its static dims with a dynamic H/W at 640
-    (said in the log) and batch 1."""
+    """The image input's shape for the check: given, else its static dims with a dynamic H/W at
+    DYNAMIC_HW (said in the log) and batch 1."""
     from .._graph import data_inputs, dims_of
 
     shapes = dict(shapes or {})
@@ -137,10 +140,11 @@ def check_shapes(original: onnx.ModelProto, shapes: dict | None, log=None) -> di
             raise TrtDeployError(f"--shapes {image.name}: expected 4 dims, e.g. {image.name}:1x3x640x640")
         return shapes
     dims = dims_of(image) or []
-    fixed = [d if isinstance(d, int) else (1 if a == 0 else 640) for a, d in enumerate(dims)]
+    default = {0: 1, 2: DYNAMIC_HW[0], 3: DYNAMIC_HW[1]}
+    fixed = [d if isinstance(d, int) else default.get(a, 640) for a, d in enumerate(dims)]
     if log is not None and any(not isinstance(d, int) for d in dims[1:]):
-        log.info("input '%s' has a dynamic size %s; checking at %s (give --shapes to choose)", image.name,
-                 dims, "x".join(map(str, fixed[1:])))
+        log.info("input '%s' has a dynamic size %s; checking at %s (not square, so that a swap of width and "
+                 "height shows; give --shapes to choose)", image.name, dims, "x".join(map(str, fixed[1:])))
     return {image.name: fixed}
 
 
