@@ -203,6 +203,19 @@ def test_verify_catches_a_wrong_model():
         verify_postprocess(patched, shapes={"images": [1, 3, 320, 320]})
 
 
+def test_verify_catches_a_small_box_scale_error():
+    """Boxes 0.02% too wide (0.02-0.06 px at 640) are refused; onnxruntime's own differences between
+    the original and the patched model are 0 to 6e-4 px, within 1e-5 of the input size."""
+    model, patched = _patched("yolov8n_640")
+    report = verify_detections(model, patched, batch_sizes=(1,))
+    assert report["checks"][0]["max_box_diff_px"] <= 6.4e-3
+    for t in patched.graph.initializer:
+        if t.name.startswith("det_half"):
+            t.CopyFrom(numpy_helper.from_array(np.array(0.5 * 1.0002, np.float32), t.name))
+    with pytest.raises(TrtDeployError, match="is not in the patched output"):
+        verify_detections(model, patched, batch_sizes=(1,))
+
+
 def test_opset_forms_of_appended_subgraphs():
     """The subgraphs appended to opset 11/12 models use the attribute forms (issue 8: Unsqueeze in the
     opset-13 form failed onnx.checker on yolov5 --nms exports)."""

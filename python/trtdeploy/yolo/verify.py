@@ -87,10 +87,10 @@ def verify_patch(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dic
 
 BATCH_SIZES = (1, 2, 3)
 SCORE_ATOL = 1e-5
-BOX_ATOL = 1e-3  # of the input size
+BOX_ATOL = 1e-5  # of the input size (6.4e-3 px at 640); measured in onnxruntime: 0 to 6e-4 px
 FLOAT32 = {"score_atol": SCORE_ATOL, "box_atol": BOX_ATOL, "iou_tie": 1e-5, "score_tie": 1e-5}
 # float16 post-processing (after `trtdeploy fp16`): scores and box corners rounded to float16
-FLOAT16 = {"score_atol": 1e-3, "box_atol": BOX_ATOL, "iou_tie": 1e-2, "score_tie": 1e-5}
+FLOAT16 = {"score_atol": 1e-3, "box_atol": 1e-3, "iou_tie": 1e-2, "score_tie": 1e-5}
 
 
 def patch_options(patched: onnx.ModelProto) -> dict:
@@ -153,7 +153,7 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
     """Run the original export and the patched model in onnxruntime on the same images (random
     ones at each batch size, or ``feeds``) and compare the patched model's four outputs with the
     NumPy reference of ultralytics' post-processing of the original's output: the same number of
-    detections per image, the same classes, boxes within 1e-3 of the input size, scores within 1e-5,
+    detections per image, the same classes, boxes within 1e-5 of the input size, scores within 1e-5,
     scores sorted, rows past the count zero. Raises TrtDeployError naming the first difference."""
     from .._graph import data_inputs, dims_of
     from .families import DETECTION_OUTPUTS
