@@ -166,7 +166,7 @@ def test_options(kw):
     assert ort_run(patched, {"images": np.zeros((2, 3, 320, 320), np.float32)})[1].shape == (2, rows, 4)
     assert max(report["detections"]) <= rows
     if "topk" in kw and kw["topk"] == 40:
-        assert sum(c["topk_bounded"] for c in report["checks"]) > 0  # more candidates than K: bounded like ultralytics' nms=True
+        assert sum(c["topk_bounded"] for c in report["checks"]) > 0  # more candidates than K: the reference bounds too
 
 
 def test_agnostic_keeps_fewer():
@@ -458,6 +458,18 @@ def test_cli_patch_verifies_by_default_and_verify(tmp_path):
     assert proc.returncode == 0 and "checked: batch 2 against the reference" in proc.stderr, proc.stderr
     proc = run_cli("inspect", fixture_path("yolov10n_end2end"))
     assert "detector: yolov10-end2end (80 classes) on 'output0' [1, 300, 6]" in proc.stdout
+
+
+def test_cli_low_threshold_says_the_topk_bound(tmp_path):
+    """ultralytics' predict/val give NMS up to 30000 candidates; the patched model its --topk best."""
+    proc = run_cli("yolo", "patch", fixture_path("yolo26n_raw_320"), "-o", tmp_path / "lo.onnx",
+                   "--score-threshold", "0.01", "--max-detections", "100")
+    assert proc.returncode == 0, proc.stderr
+    assert "NMS sees only the 500 best candidates per image" in proc.stderr and "max_nms" in proc.stderr
+    assert "--topk 3840 (TensorRT's TopK limit) narrows the gap" in proc.stderr
+    for extra in (["--score-threshold", "0.25"], ["--score-threshold", "0.01", "--topk", "1000"]):
+        proc = run_cli("yolo", "patch", fixture_path("yolo26n_raw_320"), "-o", tmp_path / "hi.onnx", *extra)
+        assert proc.returncode == 0 and "NMS sees only" not in proc.stderr, proc.stderr
 
 
 def test_cli_yolov5_verifies_by_default(tmp_path):

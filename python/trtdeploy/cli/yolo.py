@@ -28,8 +28,10 @@ def add_parser(sub):
     pa.add_argument("--max-detections", type=int,
                     help="rows per image, the highest-scoring (default: 300, or the K of a [B, K, 6] head; "
                          "yolov5: every anchor)")
-    pa.add_argument("--topk", type=int, help="yolov8: candidates given to NMS, the best by score "
-                                             "(default 5 x max-detections, at most 3840)")
+    pa.add_argument("--topk", type=int, help="yolov8: candidates given to NMS, the best by score (default 5 x "
+                                             "max-detections, at most 3840, TensorRT's TopK limit; ultralytics' "
+                                             "predict/val allow 30000, so results differ when more candidates pass "
+                                             "the threshold)")
     pa.add_argument("--agnostic", action="store_true", help="yolov8: class-agnostic NMS")
     add_verify_options(pa)
     v5 = pa.add_argument_group("yolov5 (YoloLayer_TRT plugin)")
@@ -99,12 +101,15 @@ def _patch(args):
                              check_shapes(original, shapes, log))
             return {"checks": [{"check": _v5_line(r)}]}
     else:
-        from ..yolo.postprocess import patch_detections
+        from ..yolo.postprocess import patch_detections, topk_note
 
         kw = dict(score_threshold=args.score_threshold, iou_threshold=args.iou_threshold,
                   max_detections=args.max_detections, topk=args.topk, agnostic=args.agnostic)
         patched, opts = _with_advice(lambda: patch_detections(model, head, **kw))
         log.info("post-processing: %s", ", ".join(f"{k} {v}" for k, v in opts.items() if k != "family"))
+        note = topk_note(opts, args.topk is not None)
+        if note:
+            log.warning("note: %s", note)
 
         def check(original, new, _probe):
             return _check_detections(original, new, head, kw, feeds, shapes)

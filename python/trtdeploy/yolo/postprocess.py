@@ -10,7 +10,8 @@ with D = max_detections and rows past num_detections zero. The batch is dynamic 
 
 Raw head ``[B, 4+nc, N]``: score = max class probability and class = its argmax (first on ties),
 both from one TopK(k=1) over the classes; the K best anchors by score (TopK, K <= 3840, TensorRT's
-limit; INMSLayer considers at most 5000) go to ONNX NonMaxSuppression (TensorRT 10 and 11 import it
+limit; INMSLayer considers at most 5000; ultralytics' own predict/val give NMS up to 30000, so with
+many candidates above the threshold the results differ) go to ONNX NonMaxSuppression (TensorRT 10 and 11 import it
 as INMSLayer), class-aware by giving each box its score in its own class column only (no
 coordinate offsets, so nothing leaves the float16 range), with the score threshold as its
 ``score_threshold`` input. The kept (image, box) pairs are scattered back as their scores into a
@@ -68,6 +69,19 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
         raise TrtDeployError(f"--topk/--agnostic apply to heads that need NMS; '{head.output}' is {head.label} "
                              "(NMS-free)")
     return opts
+
+
+LOW_THRESHOLD = 0.05  # below this, many candidates may pass: the --topk bound is said
+
+
+def topk_note(opts: dict, topk_given: bool) -> str | None:
+    """What the --topk bound means when a low score threshold lets many candidates through (None otherwise)."""
+    if opts["family"] != "yolov8" or topk_given or opts["score_threshold"] >= LOW_THRESHOLD:
+        return None
+    more = "" if opts["topk"] >= TOPK_LIMIT else f"; --topk {TOPK_LIMIT} (TensorRT's TopK limit) narrows the gap"
+    return (f"at --score-threshold {opts['score_threshold']:g}, NMS sees only the {opts['topk']} best candidates per "
+            f"image (--topk, default 5 x --max-detections, at most {TOPK_LIMIT}); ultralytics' predict/val give it up "
+            f"to 30000 (max_nms), so detections can differ where more candidates pass the threshold{more}")
 
 
 def append_postprocess(model: onnx.ModelProto, head: Head, opts: dict) -> onnx.ModelProto:

@@ -3,7 +3,8 @@ patched model with (tests check it against ultralytics' own output, tests/fixtur
 
 Raw heads ``[B, 4+nc, N]`` (ultralytics.utils.nms.non_max_suppression, multi_label=False): score =
 best class probability, class = its first argmax; candidates score > conf (float32 compare); at most
-``topk`` of them, best first (ultralytics' own ``nms=True`` export bounds them to 5 * max_det too);
+``topk`` of them, best first (ultralytics' predict/val take up to max_nms = 30000; the patched model's
+TopK cannot take more than 3840, so ``topk`` is the patched model's bound, not ultralytics');
 cx, cy, w, h -> x1, y1, x2, y2; greedy NMS in score order, a box dropped when its IoU with a kept
 box of the same class (any class with ``agnostic``) is > iou; the first max_det kept.
 End-to-end heads ``[B, K, 6]`` (the end-to-end branch of non_max_suppression, RTDETRPredictor):
