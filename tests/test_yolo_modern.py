@@ -216,6 +216,19 @@ def test_verify_catches_a_small_box_scale_error():
         verify_detections(model, patched, batch_sizes=(1,))
 
 
+def test_other_class_columns_never_pass_the_nms_threshold():
+    """Class-aware NMS gives each box its score in its own class column only; the other columns must
+    stay below every threshold, so the result does not hang on whether an NMS implementation compares
+    with > or >= at --score-threshold 0. Emulated here by lowering the NMS's own threshold input a
+    hair below 0 (the final threshold stays at 0)."""
+    model, patched = _patched("yolo26n_raw_320", score_threshold=0.0, max_detections=100)
+    nms = next(n for n in patched.graph.node if n.op_type == "NonMaxSuppression")
+    patched.graph.initializer.append(numpy_helper.from_array(np.array([-1e-6], np.float32), "nms_inclusive_0"))
+    nms.input[4] = "nms_inclusive_0"
+    report = verify_detections(model, patched, batch_sizes=(1, 2))
+    assert min(report["detections"]) >= 20
+
+
 def test_opset_forms_of_appended_subgraphs():
     """The subgraphs appended to opset 11/12 models use the attribute forms (issue 8: Unsqueeze in the
     opset-13 form failed onnx.checker on yolov5 --nms exports)."""

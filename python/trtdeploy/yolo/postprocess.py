@@ -11,11 +11,12 @@ with D = max_detections and rows past num_detections zero. The batch is dynamic 
 Raw head ``[B, 4+nc, N]``: score = max class probability and class = its argmax (first on ties),
 both from one TopK(k=1) over the classes; the K best anchors by score (TopK, K <= 3840, TensorRT's
 limit; INMSLayer considers at most 5000; ultralytics' own predict/val give NMS up to 30000, so with
-many candidates above the threshold the results differ) go to ONNX NonMaxSuppression (TensorRT 10 and 11 import it
-as INMSLayer), class-aware by giving each box its score in its own class column only (no
-coordinate offsets, so nothing leaves the float16 range), with the score threshold as its
-``score_threshold`` input. The kept (image, box) pairs are scattered back as their scores into a
-[B, K] tensor of -1, and one TopK(D) per image orders them into the fixed-size outputs.
+many candidates above the threshold the results differ) go to ONNX NonMaxSuppression (TensorRT 10
+and 11 import it as INMSLayer), class-aware by giving each box its score in its own class column
+and -1 in the others (below any threshold, whether NMS compares with > or >=; no coordinate
+offsets, so nothing leaves the float16 range), with the score threshold as its ``score_threshold``
+input. The kept (image, box) pairs are scattered back as their scores into a [B, K] tensor of -1,
+and one TopK(D) per image orders them into the fixed-size outputs.
 
 End-to-end head ``[B, K, 6]``: no NMS; RT-DETR's normalized cx, cy, w, h become x1, y1, x2, y2 and
 are scaled by the input width/height; then the same TopK(D) + threshold tail. The RT-DETR head of
@@ -163,11 +164,11 @@ def _raw_candidates(e: Emitter, head: Head, opts: dict, thr: str):
     score_row = e.op("Reshape", [score_k, e.ints("det_row", [0, 1, -1])], base="det_score_row")
     if opts["agnostic"]:
         nms_scores = score_row
-    else:  # each box's score in its own class column, 0 elsewhere: per-class NMS without offsets
-        classes_col = e.ints("det_class_ids", np.arange(nc).reshape(1, nc, 1))
+    else:  # each box's score in its own class column, -1 (below any threshold) elsewhere: per-class NMS
+        classes_col = e.ints("det_class_ids", np.arange(nc).reshape(1, nc, 1))  # without coordinate offsets
         own = e.op("Equal", [e.op("Reshape", [class_k, e.ints("det_row", [0, 1, -1])], base="det_class_row"),
                              classes_col], base="det_own_class")
-        nms_scores = e.op("Where", [own, score_row, e.const("det_zero", np.array(0.0, np.float32))],
+        nms_scores = e.op("Where", [own, score_row, e.const("det_other_class", np.array(-1.0, np.float32))],
                           base="det_nms_scores")
     selected = e.op("NonMaxSuppression", [boxes, nms_scores, e.ints("det_max_per_class", [opts["max_detections"]]),
                                           e.const("det_iou", np.array([opts["iou_threshold"]], np.float32)), thr],
