@@ -229,6 +229,28 @@ def test_other_class_columns_never_pass_the_nms_threshold():
     assert min(report["detections"]) >= 20
 
 
+@pytest.mark.parametrize("kw", [{}, {"agnostic": True}])
+def test_no_empty_tensor_after_nms(kw):
+    """Zero-volume tensors have a history of trouble in TensorRT: every tensor the appended graph
+    computes, the NonMaxSuppression output included, has elements with 0 detections and with many."""
+    model = load_fixture("yolo26n_raw_320")
+    x = np.random.default_rng(5).random((2, 3, 320, 320), dtype=np.float32)
+    for thr, expect in ((0.9999, lambda n: (n == 0).all()), (0.0, lambda n: (n > 100).all())):
+        patched, _ = patch_detections(model, detect(model), score_threshold=thr, **kw)
+        verify_detections(model, patched, feeds={"images": x})
+        old = {o for n in model.graph.node for o in n.output}
+        new = [o for n in patched.graph.node for o in n.output if o and o not in old]
+        probe = onnx.ModelProto()
+        probe.CopyFrom(patched)
+        probe.graph.output.extend(onnx.ValueInfoProto(name=o) for o in new if o not in
+                                  {v.name for v in patched.graph.output})
+        outs = ort_run(probe, {"images": x})
+        names = [o.name for o in probe.graph.output]
+        assert expect(outs[0]), outs[0]
+        assert len(names) > 40 and "NonMaxSuppression" in {n.op_type for n in patched.graph.node}
+        assert [n for n, v in zip(names, outs) if v.size == 0] == []
+
+
 def test_opset_forms_of_appended_subgraphs():
     """The subgraphs appended to opset 11/12 models use the attribute forms (issue 8: Unsqueeze in the
     opset-13 form failed onnx.checker on yolov5 --nms exports)."""

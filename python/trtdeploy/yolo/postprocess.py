@@ -16,7 +16,9 @@ and 11 import it as INMSLayer), class-aware by giving each box its score in its 
 and -1 in the others (below any threshold, whether NMS compares with > or >=; no coordinate
 offsets, so nothing leaves the float16 range), with the score threshold as its ``score_threshold``
 input. The kept (image, box) pairs are scattered back as their scores into a [B, K] tensor of -1,
-and one TopK(D) per image orders them into the fixed-size outputs.
+and one TopK(D) per image orders them into the fixed-size outputs. One dummy candidate per image (a
+zero-area box scoring 2 in class 0, dropped after the scatter) keeps every tensor after NMS
+non-empty when nothing passes the threshold.
 
 End-to-end head ``[B, K, 6]``: no NMS; RT-DETR's normalized cx, cy, w, h become x1, y1, x2, y2 and
 are scaled by the input width/height; then the same TopK(D) + threshold tail. The RT-DETR head of
@@ -161,23 +163,32 @@ def _raw_candidates(e: Emitter, head: Head, opts: dict, thr: str):
                    base="det_xyxy", axis=1)
     boxes = e.op("Transpose", [corners], base="det_boxes", perm=[0, 2, 1])
     class_k = e.op("GatherElements", [label, index_k], base="det_class_k", axis=1)
-    score_row = e.op("Reshape", [score_k, e.ints("det_row", [0, 1, -1])], base="det_score_row")
+    # One candidate more per image, column K: score 2 (above any threshold) in class 0 and a zero-area
+    # box (it suppresses nothing). NMS selects it in every image, so neither its output nor anything
+    # after it is ever empty (zero-volume tensors have a history of trouble in TensorRT); its column
+    # is dropped after the scatter.
+    score_x = e.pad(score_k, [0, 0, 0, 1], 2.0, base="det_dummy_score")
+    boxes_x = e.pad(boxes, [0, 0, 0, 0, 1, 0], 0.0, base="det_dummy_box")
+    score_row = e.op("Reshape", [score_x, e.ints("det_row", [0, 1, -1])], base="det_score_row")
     if opts["agnostic"]:
         nms_scores = score_row
     else:  # each box's score in its own class column, -1 (below any threshold) elsewhere: per-class NMS
         classes_col = e.ints("det_class_ids", np.arange(nc).reshape(1, nc, 1))  # without coordinate offsets
-        own = e.op("Equal", [e.op("Reshape", [class_k, e.ints("det_row", [0, 1, -1])], base="det_class_row"),
+        class_x = e.pad(class_k, [0, 0, 0, 1], base="det_dummy_class")  # class 0
+        own = e.op("Equal", [e.op("Reshape", [class_x, e.ints("det_row", [0, 1, -1])], base="det_class_row"),
                              classes_col], base="det_own_class")
         nms_scores = e.op("Where", [own, score_row, e.const("det_other_class", np.array(-1.0, np.float32))],
                           base="det_nms_scores")
-    selected = e.op("NonMaxSuppression", [boxes, nms_scores, e.ints("det_max_per_class", [opts["max_detections"]]),
+    per_class = e.ints("det_max_per_class", [opts["max_detections"] + 1])  # + the dummy in class 0
+    selected = e.op("NonMaxSuppression", [boxes_x, nms_scores, per_class,
                                           e.const("det_iou", np.array([opts["iou_threshold"]], np.float32)), thr],
                     base="det_nms", center_point_box=0)
     pairs = e.op("Gather", [selected, e.ints("det_batch_box", [0, 2])], base="det_pairs", axis=1)
-    kept = e.op("GatherND", [score_k, pairs], base="det_kept")
-    none = e.op("ConstantOfShape", [e.op("Shape", [score_k], base="det_shape")], base="det_none",
+    kept = e.op("GatherND", [score_x, pairs], base="det_kept")
+    none = e.op("ConstantOfShape", [e.op("Shape", [score_x], base="det_shape")], base="det_none",
                 value=helper.make_tensor("value", TP.FLOAT, [1], [-1.0]))
-    scores = e.op("ScatterND", [none, pairs, kept], base="det_nms_kept")
+    scattered = e.op("ScatterND", [none, pairs, kept], base="det_nms_kept_x")
+    scores = e.slice(scattered, [0], [k], [1], base="det_nms_kept")
     return scores, boxes, class_k
 
 
