@@ -428,11 +428,13 @@ def test_forced_family_overrides_only_the_box_format():
     assert detect(load_fixture("yolo26n_end2end"), family="yolo-end2end").label == "yolo26-end2end"
 
 
-def _end2end_like(with_nms: bool, extra: int = 0) -> onnx.ModelProto:
-    """[1, 3, 8, 8] -> boxes/scores -> (NonMaxSuppression ->) Concat on the last axis: [1, 16, 6 + extra]."""
+def _end2end_like(with_nms: bool, extra: int = 0, rows: int = 16, side: int = 8, dynamic: bool = False,
+                  declared=None) -> onnx.ModelProto:
+    """[1, 3, side, side] -> boxes/scores -> (NonMaxSuppression ->) Concat on the last axis: [1, rows, 6 + extra]
+    (the input's H/W dynamic with ``dynamic``; ``declared``: the output's declared dims)."""
     nodes = [helper.make_node("Conv", ["images", "w"], ["c"], name="conv"),
-             helper.make_node("Reshape", ["c", "s"], ["r"], name="reshape"),  # [1, 64, 6 + extra]
-             helper.make_node("Slice", ["r", "z", "n16", "one"], ["rows"], name="rows")]  # [1, 16, 6 + extra]
+             helper.make_node("Reshape", ["c", "s"], ["r"], name="reshape"),  # [1, side * side, 6 + extra]
+             helper.make_node("Slice", ["r", "z", "nrows", "one"], ["rows"], name="rows")]  # [1, rows, 6 + extra]
     if with_nms:
         nodes += [helper.make_node("Slice", ["r", "z", "four", "two"], ["b"], name="b"),
                   helper.make_node("Slice", ["r", "four", "five", "two"], ["sc"], name="sc"),
@@ -449,16 +451,33 @@ def _end2end_like(with_nms: bool, extra: int = 0) -> onnx.ModelProto:
     nodes.append(helper.make_node("Concat", [f"p{i}" for i in range(len(widths))], ["output0"], name="cat", axis=-1))
     c = 6 + extra
     inits = [numpy_helper.from_array(np.full((c, 3, 1, 1), 0.1, np.float32), "w"),
-             numpy_helper.from_array(np.array([1, 64, c], np.int64), "s")]
-    for name, v in (("z", 0), ("one", 1), ("two", 2), ("four", 4), ("five", 5), ("n16", 16)):
+             numpy_helper.from_array(np.array([0, -1, c], np.int64), "s")]
+    for name, v in (("z", 0), ("one", 1), ("two", 2), ("four", 4), ("five", 5), ("n16", 16), ("nrows", rows)):
         inits.append(numpy_helper.from_array(np.array([v], np.int64), name))
     inits.append(numpy_helper.from_array(np.array([2], np.int64), "two1"))
     for i in range(len(widths)):
         inits += [numpy_helper.from_array(np.array([starts[i]], np.int64), f"st{i}"),
                   numpy_helper.from_array(np.array([starts[i + 1]], np.int64), f"en{i}")]
-    g = helper.make_graph(nodes, "e2e", [helper.make_tensor_value_info("images", TP.FLOAT, [1, 3, 8, 8])],
-                          [helper.make_tensor_value_info("output0", TP.FLOAT, None)], initializer=inits)
+    hw = ["height", "width"] if dynamic else [side, side]
+    g = helper.make_graph(nodes, "e2e", [helper.make_tensor_value_info("images", TP.FLOAT, [1, 3, *hw])],
+                          [helper.make_tensor_value_info("output0", TP.FLOAT, declared)], initializer=inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_end2end_default_rows_are_k():
+    """--max-detections defaults to K of an end-to-end head when K does not depend on the input size:
+    a static dim of the output, also with a dynamic H/W; a K beyond TensorRT's TopK names the flag."""
+    m = _end2end_like(False, rows=16, dynamic=True, declared=[1, 16, 6])
+    patched, opts = patch_detections(m, detect(m))
+    assert opts["max_detections"] == 16
+    x = np.random.default_rng(0).random((2, 3, 48, 64), dtype=np.float32)
+    assert ort_run(patched, {"images": x})[1].shape == (2, 16, 4)
+    m = _end2end_like(False, rows=16, dynamic=True, declared=[1, "k", 6])  # K unknown: 300, padded
+    assert patch_detections(m, detect(m))[1]["max_detections"] == 300
+    m = _end2end_like(False, rows=4000, side=64)
+    with pytest.raises(TrtDeployError, match=r"K = 4000 rows .* pass --max-detections N with N <= 3840"):
+        patch_detections(m, detect(m))
+    assert patch_detections(m, detect(m), max_detections=3840)[1]["max_detections"] == 3840
 
 
 def test_end2end_refusals():

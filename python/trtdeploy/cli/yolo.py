@@ -26,8 +26,8 @@ def add_parser(sub):
     pa.add_argument("--iou-threshold", type=float, default=0.45,
                     help="NMS IoU threshold (0.45; ultralytics' predict uses 0.7)")
     pa.add_argument("--max-detections", type=int,
-                    help="rows per image, the highest-scoring (default: 300, or the K of a [B, K, 6] head; "
-                         "yolov5: every anchor)")
+                    help="rows per image, the highest-scoring (default: the K of an end-to-end [B, K, 6] head "
+                         "when K is a static dim of its output, else 300; yolov5: every anchor)")
     pa.add_argument("--topk", type=int, help="yolov8: candidates given to NMS, the best by score (default 5 x "
                                              "max-detections, at most 3840, TensorRT's TopK limit; ultralytics' "
                                              "predict/val allow 30000, so results differ when more candidates pass "

@@ -68,6 +68,7 @@ class Head:
     num_classes: int | None
     boxes: str                   # "cxcywh", "xyxy" (input pixels) or "cxcywh-normalized"
     layout: str = "channels"     # "channels" [B, 4+nc, N]; "score-class" [B, K, 6]; "class-probs" [B, K, 4+nc]
+    rows: int | None = None      # K of a [B, K, ...] end-to-end head when it is known whatever the input size
     evidence: list[str] = field(default_factory=list)
     yolov5: object = None        # head.YoloHead for the yolov5 family
 
@@ -153,6 +154,9 @@ def _match(model, prod, shapes, name, dims, family, image, in_dims) -> Head | No
     parts = list(node.input) if axis is not None else []
     widths = [(shapes.get(p) or [None] * 3)[axis] for p in parts]
     base = dict(output=name, input_name=image, input_shape=in_dims, output_shape=dims)
+    declared = dims_of(next(o for o in g.output if o.name == name)) or [None] * 3
+    static_hw = all(isinstance(d, int) for d in in_dims[2:])
+    rows = declared[1] if isinstance(declared[1], int) else dims[1] if static_hw and isinstance(dims[1], int) else None
     boxes_then_classes = len(parts) >= 2 and widths[0] == 4 and _from_sigmoid(prod, parts[1])
     if axis == 1 and boxes_then_classes:  # [B, 4+nc, N]
         if len(parts) > 2:
@@ -178,7 +182,7 @@ def _match(model, prod, shapes, name, dims, family, image, in_dims) -> Head | No
             why = f"--family {family}"
         label = "rtdetr" if family == "rtdetr" else ("yolov10-end2end" if _has_dfl(g, prod, name) else "yolo26-end2end")
         return Head(family=family, label=label, num_classes=_end2end_classes(g, prod, shapes, parts[2]),
-                    boxes="cxcywh-normalized" if family == "rtdetr" else "xyxy", layout="score-class",
+                    boxes="cxcywh-normalized" if family == "rtdetr" else "xyxy", layout="score-class", rows=rows,
                     evidence=[f"end-to-end head [B, K, 6] (Concat of box, score and class columns); {why}"], **base)
     if axis == 2 and boxes_then_classes and len(parts) == 2:  # [B, K, 4+nc]: boxes, class probabilities
         normalized = _in_unit_interval(g, prod, parts[0], {})
@@ -189,7 +193,7 @@ def _match(model, prod, shapes, name, dims, family, image, in_dims) -> Head | No
         _forced(family, "rtdetr", name, f"an ultralytics <= 8.3 RT-DETR head [B, K, 4+nc] ({widths[1]} classes)")
         why = "--family rtdetr" if not normalized else "its boxes come from a Sigmoid: normalized cx, cy, w, h"
         return Head(family="rtdetr", label="rtdetr-legacy", num_classes=widths[1], boxes="cxcywh-normalized",
-                    layout="class-probs",
+                    layout="class-probs", rows=rows,
                     evidence=[f"RT-DETR head of ultralytics <= 8.3 [B, K, 4+nc] (Concat of 4 box columns and "
                               f"{widths[1]} Sigmoid class columns; score = best class, class = its first argmax); "
                               f"{why}"], **base)

@@ -54,10 +54,12 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
         raise TrtDeployError(f"--score-threshold {score_threshold}: must be in [0, 1)")
     if not 0.0 <= iou_threshold <= 1.0:
         raise TrtDeployError(f"--iou-threshold {iou_threshold}: must be in [0, 1]")
-    rows = head.output_shape[1] if head.family != "yolov8" else None
-    static_rows = rows if isinstance(rows, int) and all(isinstance(d, int) for d in head.input_shape[2:]) else None
+    if max_detections is None and head.rows is not None and head.rows > TOPK_LIMIT:
+        raise TrtDeployError(f"the head gives K = {head.rows} rows per image, more than TensorRT's TopK takes "
+                             f"({TOPK_LIMIT}), and the default keeps all K: pass --max-detections N with N <= "
+                             f"{TOPK_LIMIT} (the N highest-scoring rows are kept)")
     if max_detections is None:
-        max_detections = static_rows or 300
+        max_detections = head.rows or 300
     if not 1 <= max_detections <= TOPK_LIMIT:
         raise TrtDeployError(f"--max-detections {max_detections}: must be in 1..{TOPK_LIMIT} (TensorRT's TopK limit)")
     opts = {"family": head.family, "layout": head.layout, "num_classes": head.num_classes,
@@ -135,9 +137,7 @@ def _rows_known(head: Head, opts: dict) -> bool:
     """Whether the candidates certainly number at least max_detections (else they are padded)."""
     if head.family == "yolov8":
         return True  # K >= max_detections by construction
-    rows = head.output_shape[1]
-    return isinstance(rows, int) and all(isinstance(d, int) for d in head.input_shape[2:]) \
-        and rows >= opts["max_detections"]
+    return head.rows is not None and head.rows >= opts["max_detections"]
 
 
 def _raw_candidates(e: Emitter, head: Head, opts: dict, thr: str):
