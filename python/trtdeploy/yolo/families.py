@@ -240,10 +240,12 @@ def _found(prod, node, axis, widths, shapes) -> str:
 
 
 def _yolov5(model, name, dims, in_dims) -> Head:
-    from .head import find_head
+    from .head import NotDetection, find_head
 
     try:
         h = find_head(model, output=name)
+    except NotDetection:
+        raise
     except TrtDeployError as exc:
         raise TrtDeployError(f"[B, N, 5+nc] rows but not a YOLOv5 Detect head ({exc}); YOLOX and other "
                              "decoded [B, N, 5+nc] heads without anchor constants are not supported") from None
