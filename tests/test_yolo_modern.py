@@ -281,14 +281,17 @@ def test_already_patched_and_not_a_detector(tmp_path):
         detect(load_fixture("view_cnn"))
 
 
-def _synthetic_head(parts: list[int], n: int = 256, decoded_rows: bool = False) -> onnx.ModelProto:
-    """image -> 1x1 convs -> Concat: [1, sum(parts), n] channel-first (an ultralytics-like head with
-    extra parts), or with decoded_rows [1, n, 85] rows like a YOLOX export (no anchor constants)."""
+def _synthetic_head(parts: list[int], n: int = 256, decoded_rows: bool = False, batch: int = 1) -> onnx.ModelProto:
+    """image -> 1x1 convs -> Concat: [batch, sum(parts), n] channel-first (an ultralytics-like head with
+    extra parts; boxes 0 to ~100 px), or with decoded_rows [1, n, 85] rows like a YOLOX export (no
+    anchor constants)."""
     rng = np.random.default_rng(0)
     nodes, inits, outs = [], [], []
     for i, c in enumerate(parts):
-        w = numpy_helper.from_array(rng.normal(size=(c, 3, 1, 1)).astype(np.float32), f"w{i}")
-        inits += [w, numpy_helper.from_array(np.array([1, c, -1], np.int64), f"s{i}")]
+        w = rng.normal(size=(c, 3, 1, 1)).astype(np.float32)
+        w = 20 * np.abs(w) if i == 0 else w
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(np.array([batch, c, -1], np.int64),
+                                                                              f"s{i}")]
         nodes += [helper.make_node("Conv", ["images", f"w{i}"], [f"c{i}"], name=f"conv{i}"),
                   helper.make_node("Reshape", [f"c{i}", f"s{i}"], [f"r{i}"], name=f"reshape{i}")]
         outs.append(f"r{i}")
@@ -302,9 +305,9 @@ def _synthetic_head(parts: list[int], n: int = 256, decoded_rows: bool = False) 
         shape = [1, 2 * n, sum(parts)]
     else:
         nodes.append(helper.make_node("Concat", outs, ["output"], name="cat", axis=1))
-        shape = [1, sum(parts), n]
+        shape = [batch, sum(parts), n]
     side = int(np.sqrt(n))
-    g = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("images", TP.FLOAT, [1, 3, side, side])],
+    g = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("images", TP.FLOAT, [batch, 3, side, side])],
                           [helper.make_tensor_value_info("output", TP.FLOAT, shape)], initializer=inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
@@ -429,9 +432,10 @@ def test_forced_family_overrides_only_the_box_format():
 
 
 def _end2end_like(with_nms: bool, extra: int = 0, rows: int = 16, side: int = 8, dynamic: bool = False,
-                  declared=None) -> onnx.ModelProto:
+                  declared=None, argmax: bool = False) -> onnx.ModelProto:
     """[1, 3, side, side] -> boxes/scores -> (NonMaxSuppression ->) Concat on the last axis: [1, rows, 6 + extra]
-    (the input's H/W dynamic with ``dynamic``; ``declared``: the output's declared dims)."""
+    (the input's H/W dynamic with ``dynamic``; ``declared``: the output's declared dims; ``argmax``: the
+    class column is the ArgMax over 4 columns, as agnostic exports take it)."""
     nodes = [helper.make_node("Conv", ["images", "w"], ["c"], name="conv"),
              helper.make_node("Reshape", ["c", "s"], ["r"], name="reshape"),  # [1, side * side, 6 + extra]
              helper.make_node("Slice", ["r", "z", "nrows", "one"], ["rows"], name="rows")]  # [1, rows, 6 + extra]
@@ -448,6 +452,10 @@ def _end2end_like(with_nms: bool, extra: int = 0, rows: int = 16, side: int = 8,
     starts = np.cumsum([0] + widths)
     for i, w in enumerate(widths):
         nodes.append(helper.make_node("Slice", [src, f"st{i}", f"en{i}", "two"], [f"p{i}"], name=f"p{i}"))
+    if argmax:
+        nodes[-1] = helper.make_node("Slice", [src, "z", "four", "two"], ["scores4"], name="scores4")
+        nodes += [helper.make_node("ArgMax", ["scores4"], ["am"], name="argmax", axis=-1, keepdims=1),
+                  helper.make_node("Cast", ["am"], ["p2"], name="cls", to=TP.FLOAT)]
     nodes.append(helper.make_node("Concat", [f"p{i}" for i in range(len(widths))], ["output0"], name="cat", axis=-1))
     c = 6 + extra
     inits = [numpy_helper.from_array(np.full((c, 3, 1, 1), 0.1, np.float32), "w"),
@@ -478,6 +486,59 @@ def test_end2end_default_rows_are_k():
     with pytest.raises(TrtDeployError, match=r"K = 4000 rows .* pass --max-detections N with N <= 3840"):
         patch_detections(m, detect(m))
     assert patch_detections(m, detect(m), max_detections=3840)[1]["max_detections"] == 3840
+
+
+def test_inspect_agnostic_end2end_classes():
+    """An agnostic end-to-end export takes the class as an ArgMax over the class scores (no index % nc):
+    the class count is that ArgMax's width."""
+    m = _end2end_like(False, argmax=True)
+    assert [n.op_type for n in m.graph.node][-3:] == ["ArgMax", "Cast", "Concat"]
+    assert detect(m).num_classes == 4 and describe(m)["classes"] == 4
+    assert detect(_end2end_like(False)).num_classes is None  # no class structure at all: unknown, not guessed
+
+
+def test_yolov5_segmentation_is_refused():
+    """YOLOv5-seg: [B, N, 5+nc+32]; its mask coefficients would read as 32 more classes."""
+    with pytest.raises(TrtDeployError, match=r"YOLOv5 segmentation head: .*117 values per anchor .* without a "
+                                             r"Sigmoid \(mask coefficients, so not 112 classes\); output 'output1' "
+                                             r"\[1, 32, 32, 32\] holds the mask prototypes"):
+        detect(load_fixture("yolov5_seg_op13"))
+    with pytest.raises(TrtDeployError, match="YOLOv5 segmentation head"):
+        detect(load_fixture("yolov5_seg_op13"), family="yolov5")
+    from trtdeploy.yolo.head import find_head
+
+    with pytest.raises(TrtDeployError, match="YOLOv5 segmentation head"):
+        find_head(load_fixture("yolov5_seg_op13"))
+    assert find_head(load_fixture("yolov5_p5_dynamic_op12")).num_classes == 80  # grid from Shape: still detection
+
+
+def test_static_batch_export_is_checked_at_batch_1():
+    """A static batch-2 export runs on batches padded to a multiple of 2; the patched model is checked
+    at 1, 2 and 3 like any other."""
+    m = _synthetic_head([4, 20], batch=2)
+    patched, _ = patch_detections(m, detect(m))
+    report = verify_detections(m, patched)
+    assert [c["check"] for c in report["checks"]] == ["batch 1", "batch 2", "batch 3"]
+    assert min(report["detections"]) > 5
+
+
+def test_yolo_verify_picks_the_float16_check_from_the_head_dtype():
+    """A float32 model with a float16 constant inside is checked as float32; a model whose head is
+    float16 (after `trtdeploy fp16`) with the float16 check."""
+    from trtdeploy.surgery.fp16 import to_fp16
+    from trtdeploy.yolo.verify import verify
+
+    model = load_fixture("yolo26n_raw_320")
+    first = model.graph.node[0]
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros([1], np.float16), "zero_h"))
+    model.graph.node.insert(0, helper.make_node("Cast", ["zero_h"], ["zero_f"], name="zero_cast", to=TP.FLOAT))
+    model.graph.node.insert(1, helper.make_node("Add", [first.input[0], "zero_f"], ["images_plus"], name="plus"))
+    first.input[0] = "images_plus"
+    patched, _ = patch_detections(model, detect(model))
+    report = verify(model, patched)
+    assert "note" not in report and [c["check"] for c in report["checks"]] == ["batch 1", "batch 2", "batch 3"]
+    report = verify(model, to_fp16(patched))
+    assert "a float16 model" in report["note"]
 
 
 def test_end2end_refusals():
@@ -535,6 +596,8 @@ def test_cli_yolov5_verifies_by_default(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["rtdetr_tiny"], "cannot make the model dynamic.*re-export it with a dynamic batch"),
     (["yolov8n_640", "--nms"], "--nms apply to yolov5 heads"),
+    (["yolov8n_640", "--max-output-boxes", "50"], "--max-output-boxes apply to yolov5 heads"),
+    (["yolov5_p5_op13", "--max-output-boxes", "50"], "--max-output-boxes applies to the NMS that --nms appends"),
     (["yolov8n_640", "--topk", "5000"], "--topk 5000"),
     (["yolo26n_end2end", "--agnostic"], "NMS-free"),
     (["yolov8n_640", "--score-threshold", "1.5"], "--score-threshold 1.5"),

@@ -38,7 +38,7 @@ def add_parser(sub):
     v5.add_argument("--score-mode", choices=["obj*cls", "obj"], default="obj*cls",
                     help="score = objectness * best class prob (default) or objectness only (legacy)")
     v5.add_argument("--nms", action="store_true", help="append ONNX NonMaxSuppression (TensorRT INMSLayer)")
-    v5.add_argument("--max-output-boxes", type=int, default=100, help="NMS max_output_boxes_per_class")
+    v5.add_argument("--max-output-boxes", type=int, help="with --nms: NMS max_output_boxes_per_class (100)")
     v5.add_argument("--anchors", help="override: w,h,w,h,... in pixels, level by level (finest first)")
     v5.add_argument("--num-classes", type=int, help="override the class count")
     pa.add_argument("-v", "--verbose", action="store_true")
@@ -79,7 +79,8 @@ def _patch(args):
     model = load(args.model)
     shapes, feeds = parse_shapes(args.shapes), _feeds(args.inputs)
     v5_flags = [f for f, on in (("--anchors", args.anchors), ("--num-classes", args.num_classes is not None),
-                                ("--nms", args.nms), ("--score-mode", args.score_mode != "obj*cls")) if on]
+                                ("--nms", args.nms), ("--score-mode", args.score_mode != "obj*cls"),
+                                ("--max-output-boxes", args.max_output_boxes is not None)) if on]
     family = args.family or ("yolov5" if args.anchors or args.num_classes is not None else None)
     if family == "yolov5" and (args.anchors or args.num_classes is not None):
         head = None  # the v5 matcher with the overrides below
@@ -144,11 +145,13 @@ def _patch_yolov5(args, model, head):
         head = find_head(model, output=args.head_output, anchors=anchors, num_classes=args.num_classes)
     if args.topk is not None or args.agnostic:
         raise TrtDeployError("--topk/--agnostic apply to yolov8 heads (yolov5 uses the plugin's own decode)")
+    if args.max_output_boxes is not None and not args.nms:
+        raise TrtDeployError("--max-output-boxes applies to the NMS that --nms appends; pass --nms too")
     log.info("yolov5 head: %d levels (strides %s), %d anchors per level, %d classes, convs %s", len(head.convs),
              head.strides, head.num_anchors, head.num_classes, ", ".join(head.conv_nodes))
     return patch(model, score_threshold=args.score_threshold, score_mode=0 if args.score_mode == "obj*cls" else 1,
                  max_detections=args.max_detections or 0, nms=args.nms, iou_threshold=args.iou_threshold,
-                 max_output_boxes=args.max_output_boxes, head=head)
+                 max_output_boxes=100 if args.max_output_boxes is None else args.max_output_boxes, head=head)
 
 
 def _check_detections(model, patched, head, kw, feeds, shapes) -> dict:

@@ -114,7 +114,7 @@ def verify(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | No
     if any(n.op_type == "YoloLayer_TRT" for n in patched.graph.node):
         report = verify_patch(original, patched, feeds=feeds, shapes=shapes, seed=seed)
         return {"family": "yolov5", **report}
-    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in patched.graph.initializer):
+    if _head_dtype(patched) == onnx.TensorProto.FLOAT16:
         report = verify_postprocess(patched, feeds=feeds, shapes=shapes, tol=FLOAT16, seed=seed)
         report["note"] = ("a float16 model: its post-processing was checked against the reference applied to its "
                           "own head output; compare the float16 trunk with `trtdeploy fp16 --verify` on the export")
@@ -123,6 +123,14 @@ def verify(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | No
 
 
 DYNAMIC_HW = (480, 640)  # a dynamic H/W is checked at this size by default: not square, so a swap of W and H shows
+
+
+def _head_dtype(patched: onnx.ModelProto) -> int:
+    """The element type of the head tensor the post-processing reads (float16 after `trtdeploy fp16`)."""
+    from .._shapes import propagate
+
+    name = patch_options(patched)["head_output"]
+    return (propagate(patched).get(name) or (onnx.TensorProto.FLOAT,))[0]
 
 
 def check_shapes(original: onnx.ModelProto, shapes: dict | None, log=None) -> dict[str, list[int]]:
@@ -166,8 +174,13 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
         runs = [feeds]
     else:
         base = check_shapes(original, shapes, log)[image]
-        unit = orig_batch if isinstance(orig_batch, int) else 1  # a static batch-4 export: 4, 8, 12
-        runs = [random_inputs(patched, {image: [b * unit] + list(base[1:])}, seed=seed + b) for b in batch_sizes]
+        sizes = list(batch_sizes)
+        if isinstance(orig_batch, int) and orig_batch > 1:  # a static batch-4 export: also at 4
+            sizes += [orig_batch] if orig_batch not in sizes else []
+            if log is not None:
+                log.info("the export's batch is fixed at %d: the original runs on each batch padded to a multiple of %d "
+                         "(copies of the last image), the patched model on the batch itself", orig_batch, orig_batch)
+        runs = [random_inputs(patched, {image: [b] + list(base[1:])}, seed=seed + b) for b in sizes]
     checks, probe = [], None
     for run_feeds in runs:
         x = run_feeds[image]
@@ -244,15 +257,13 @@ def _probe_threshold(head: np.ndarray, opts: dict, wanted: int = 200) -> float:
 
 
 def _run_original(sess, feeds, image, orig_batch, output) -> np.ndarray:
-    b = feeds[image].shape[0]
-    if isinstance(orig_batch, int) and orig_batch != b:  # a static-batch export: run it chunk by chunk
-        if b % orig_batch:
-            raise TrtDeployError(f"batch {b} is not a multiple of the original model's batch {orig_batch}")
-        parts = []
-        for i in range(0, b, orig_batch):
-            chunk = {k: (v[i:i + orig_batch] if k == image else v) for k, v in feeds.items()}
-            parts.append(run(sess, chunk, [output])[output])
-        return np.concatenate(parts)
+    x = feeds[image]
+    b = x.shape[0]
+    if isinstance(orig_batch, int) and orig_batch != b:  # a static-batch export: chunk by chunk, the last padded
+        x = np.concatenate([x, np.repeat(x[-1:], -b % orig_batch, 0)])
+        parts = [run(sess, {**feeds, image: x[i:i + orig_batch]}, [output])[output]
+                 for i in range(0, len(x), orig_batch)]
+        return np.concatenate(parts)[:b]
     return run(sess, feeds, [output])[output]
 
 
