@@ -333,7 +333,8 @@ def test_refusals_name_what_was_found():
 
 @pytest.mark.parametrize("name, family, message", [
     ("yolo26n_end2end", "rtdetr", r"not look like the rtdetr head .*normalized.*box values span \[-\d"),
-    ("rtdetr_tiny_dynamic", "yolo-end2end", r"not look like the yolo-end2end head .*x2 < x1 or y2 < y1 in \d\d+% of the rows"),
+    ("rtdetr_tiny_dynamic", "yolo-end2end",
+     r"not look like the yolo-end2end head .*x2 < x1 or y2 < y1 in \d\d+% of the rows"),
 ])
 def test_check_refuses_a_head_read_with_the_wrong_family(tmp_path, name, family, message):
     """The patched model follows what was assumed, so it matches the reference built on the same
@@ -399,7 +400,7 @@ def test_legacy_rtdetr_with_two_classes_is_not_score_class():
     with pytest.raises(TrtDeployError, match=r"--family yolo-end2end needs .*widths \[4, 1, 1\].* RT-DETR head "
                                              r"\[B, K, 4\+nc\] \(2 classes\)"):
         detect(model, family="yolo-end2end")
-    patched, opts = patch_detections(model, head, max_detections=20)  # the best 20 of the rows above 0.25
+    patched, _ = patch_detections(model, head, max_detections=20)  # the best 20 of the rows above 0.25
     report = verify_detections(model, patched, shapes={"images": [1, 3, 320, 480]})
     assert report["detections"] == [20, 20, 20, 20, 20, 20]
     y = ort_run(patched, {"images": np.random.default_rng(0).random((1, 3, 320, 480), dtype=np.float32)})

@@ -45,7 +45,8 @@ def add_parser(sub):
     pv = ysub.add_parser("verify", help="check a patched model against the original export")
     pv.add_argument("original", metavar="ORIGINAL")
     pv.add_argument("patched", metavar="PATCHED")
-    pv.add_argument("--shapes", metavar="NAME:DxD", help="input shape (default: the model's, 480x640 for a dynamic H/W)")
+    pv.add_argument("--shapes", metavar="NAME:DxD",
+                    help="input shape (default: the model's, 480x640 for a dynamic H/W)")
     pv.add_argument("--inputs", metavar="FILE.npz", help="input values (default: random images at batch 1, 2, 3)")
     pv.add_argument("--json", action="store_true")
     pv.add_argument("-v", "--verbose", action="store_true")

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .._graph import constant_value, data_inputs, dims_of, format_dims, producers
+from .._graph import constant_value, data_inputs, dims_of, format_dims, node_label, producers
 from .._shapes import propagate
 from ..errors import TrtDeployError
 
@@ -131,10 +131,10 @@ def detect(model: onnx.ModelProto, family: str | None = None, output: str | None
 
 LAYOUTS = {  # what --family needs to find (the structure is required whatever --family says)
     "yolov8": "a raw head [B, 4+nc, N]: a Concat along the channels of 4 box rows and Sigmoid class rows",
-    "yolo-end2end": "an end-to-end head [B, K, 6]: a Concat along the last axis of widths [4, 1, 1] (boxes, score, "
-                    "class)",
-    "rtdetr": "an end-to-end head [B, K, 6] (a Concat along the last axis of widths [4, 1, 1]: boxes, score, class) "
-              "or an ultralytics <= 8.3 RT-DETR head [B, K, 4+nc] (normalized boxes, then Sigmoid class columns)",
+    "yolo-end2end": ("an end-to-end head [B, K, 6]: a Concat along the last axis of widths [4, 1, 1] (boxes, score, "
+                     "class)"),
+    "rtdetr": ("an end-to-end head [B, K, 6] (a Concat along the last axis of widths [4, 1, 1]: boxes, score, class) "
+               "or an ultralytics <= 8.3 RT-DETR head [B, K, 4+nc] (normalized boxes, then Sigmoid class columns)"),
 }
 
 
@@ -233,10 +233,10 @@ def _found(prod, node, axis, widths, shapes) -> str:
         parts = list(inner.input) if a is not None else []
         if a == 1 and len(parts) == 2 and (shapes.get(parts[0]) or [None, None])[1] == 4 \
                 and _from_sigmoid(prod, parts[1]):
-            return f"a raw head [B, 4+nc, N] transposed to [B, N, 4+nc] (Transpose '{node.name}')"
+            return f"a raw head [B, 4+nc, N] transposed to [B, N, 4+nc] (by {node_label(node)})"
     if axis is not None:
-        return f"a Concat '{node.name}' along axis {axis} of widths {widths}"
-    return f"produced by {node.op_type} '{node.name}'"
+        return f"a Concat along axis {axis} of widths {widths} ({node_label(node)})"
+    return f"produced by {node_label(node)}"
 
 
 def _yolov5(model, name, dims, in_dims) -> Head:
@@ -371,7 +371,8 @@ def describe(model: onnx.ModelProto) -> dict | None:
         return {"family": "patched", "outputs": [o.name for o in model.graph.output]}
     prod = producers(model.graph)
     if not any((dims_of(o) is None or len(dims_of(o)) == 3)
-               and getattr(_through(prod, o.name), "op_type", "") in ("Concat", "Transpose") for o in model.graph.output):
+               and getattr(_through(prod, o.name), "op_type", "") in ("Concat", "Transpose")
+               for o in model.graph.output):
         return None  # every supported head ends in a Concat of rank 3: skip the shape inference otherwise
     try:
         head = detect(model)
