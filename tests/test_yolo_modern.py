@@ -30,10 +30,11 @@ HEADS = {
     "yolov10n_end2end": ("yolo-end2end", "yolov10-end2end", 80, "xyxy"),
     "rtdetr_tiny": ("rtdetr", "rtdetr", 80, "cxcywh-normalized"),
     "rtdetr_tiny_dynamic": ("rtdetr", "rtdetr", 80, "cxcywh-normalized"),
+    "rtdetr_legacy_nc2": ("rtdetr", "rtdetr-legacy", 2, "cxcywh-normalized"),  # [B, 300, 4+2]: not score, class
 }
 PATCHABLE = sorted(set(HEADS) - {"rtdetr_tiny"})  # a static RT-DETR export cannot get a dynamic batch
 DYNAMIC_HW = {"yolov8n_dynamic": [2, 3, 384, 640], "yolo11n_dynamic_op12": [2, 3, 256, 320],
-              "rtdetr_tiny_dynamic": [2, 3, 480, 640]}
+              "rtdetr_tiny_dynamic": [2, 3, 480, 640], "rtdetr_legacy_nc2": [2, 3, 320, 480]}
 TENSORRT_OPS = {  # what the appended post-processing may use: ops TensorRT 10 and 11 import from ONNX
     "Pad", "Slice", "TopK", "Flatten", "Reshape", "Expand", "GatherElements", "Mul", "Sub", "Add", "Concat",
     "Transpose", "Equal", "Where", "NonMaxSuppression", "Gather", "GatherND", "ConstantOfShape", "Shape",
@@ -80,7 +81,11 @@ def test_reference_equals_ultralytics(name):
         if HEADS[name][0] == "yolov8":
             got = ref.raw(y[b], 0.25, 0.45, 300, 30000, kept=kept)
         else:
-            got = ref.end2end(y[b], 0.25, 300, tuple(shape[2:]) if HEADS[name][0] == "rtdetr" else None)
+            legacy = HEADS[name][1] == "rtdetr-legacy"
+            got = ref.end2end(y[b], 0.25, 300, tuple(shape[2:]) if HEADS[name][0] == "rtdetr" else None,
+                              class_probs=legacy)
+            if legacy:  # ultralytics 8.3 kept the rows in query order, the reference best first
+                want = want[np.argsort(-want[:, 4], kind="stable")]
         ties += len(got.ties)
         assert len(got) == len(want) > 10
         np.testing.assert_allclose(got.boxes, want[:, :4], atol=1e-3)
@@ -127,6 +132,18 @@ def test_patch_at_other_sizes_of_a_dynamic_export():
         assert report["checks"][0]["detections"] == report["checks"][0]["reference"]
 
 
+def test_dynamic_size_is_checked_at_a_non_square_size():
+    """A patched model that swaps the input's width and height (RT-DETR scales its normalized boxes
+    by them) passes at a square size and is refused at the default size of a dynamic H/W."""
+    model, patched = _patched("rtdetr_tiny_dynamic")
+    for t in patched.graph.initializer:
+        if t.name.startswith("det_whwh"):
+            t.CopyFrom(numpy_helper.from_array(np.array([2, 3, 2, 3], np.int64), t.name))  # [h, w, h, w]
+    verify_detections(model, patched, shapes={"images": [1, 3, 320, 320]}, batch_sizes=(1,))
+    with pytest.raises(TrtDeployError, match="is not in the patched output"):
+        verify_detections(model, patched, batch_sizes=(1,))
+
+
 def test_static_batch_is_made_dynamic_and_batches_are_independent():
     model, patched = _patched("yolov8n_640")
     x = np.random.default_rng(7).random((3, 3, 640, 640), dtype=np.float32)
@@ -149,7 +166,7 @@ def test_options(kw):
     assert ort_run(patched, {"images": np.zeros((2, 3, 320, 320), np.float32)})[1].shape == (2, rows, 4)
     assert max(report["detections"]) <= rows
     if "topk" in kw and kw["topk"] == 40:
-        assert sum(c["topk_bounded"] for c in report["checks"]) > 0  # more candidates than K: bounded like ultralytics' nms=True
+        assert sum(c["topk_bounded"] for c in report["checks"]) > 0  # more candidates than K: the reference bounds too
 
 
 def test_agnostic_keeps_fewer():
@@ -186,6 +203,54 @@ def test_verify_catches_a_wrong_model():
         verify_postprocess(patched, shapes={"images": [1, 3, 320, 320]})
 
 
+def test_verify_catches_a_small_box_scale_error():
+    """Boxes 0.02% too wide (0.02-0.06 px at 640) are refused; onnxruntime's own differences between
+    the original and the patched model are 0 to 6e-4 px, within 1e-5 of the input size."""
+    model, patched = _patched("yolov8n_640")
+    report = verify_detections(model, patched, batch_sizes=(1,))
+    assert report["checks"][0]["max_box_diff_px"] <= 6.4e-3
+    for t in patched.graph.initializer:
+        if t.name.startswith("det_half"):
+            t.CopyFrom(numpy_helper.from_array(np.array(0.5 * 1.0002, np.float32), t.name))
+    with pytest.raises(TrtDeployError, match="is not in the patched output"):
+        verify_detections(model, patched, batch_sizes=(1,))
+
+
+def test_other_class_columns_never_pass_the_nms_threshold():
+    """Class-aware NMS gives each box its score in its own class column only; the other columns must
+    stay below every threshold, so the result does not hang on whether an NMS implementation compares
+    with > or >= at --score-threshold 0. Emulated here by lowering the NMS's own threshold input a
+    hair below 0 (the final threshold stays at 0)."""
+    model, patched = _patched("yolo26n_raw_320", score_threshold=0.0, max_detections=100)
+    nms = next(n for n in patched.graph.node if n.op_type == "NonMaxSuppression")
+    patched.graph.initializer.append(numpy_helper.from_array(np.array([-1e-6], np.float32), "nms_inclusive_0"))
+    nms.input[4] = "nms_inclusive_0"
+    report = verify_detections(model, patched, batch_sizes=(1, 2))
+    assert min(report["detections"]) >= 20
+
+
+@pytest.mark.parametrize("kw", [{}, {"agnostic": True}])
+def test_no_empty_tensor_after_nms(kw):
+    """Zero-volume tensors have a history of trouble in TensorRT: every tensor the appended graph
+    computes, the NonMaxSuppression output included, has elements with 0 detections and with many."""
+    model = load_fixture("yolo26n_raw_320")
+    x = np.random.default_rng(5).random((2, 3, 320, 320), dtype=np.float32)
+    for thr, expect in ((0.9999, lambda n: (n == 0).all()), (0.0, lambda n: (n > 100).all())):
+        patched, _ = patch_detections(model, detect(model), score_threshold=thr, **kw)
+        verify_detections(model, patched, feeds={"images": x})
+        old = {o for n in model.graph.node for o in n.output}
+        new = [o for n in patched.graph.node for o in n.output if o and o not in old]
+        probe = onnx.ModelProto()
+        probe.CopyFrom(patched)
+        probe.graph.output.extend(onnx.ValueInfoProto(name=o) for o in new if o not in
+                                  {v.name for v in patched.graph.output})
+        outs = ort_run(probe, {"images": x})
+        names = [o.name for o in probe.graph.output]
+        assert expect(outs[0]), outs[0]
+        assert len(names) > 40 and "NonMaxSuppression" in {n.op_type for n in patched.graph.node}
+        assert [n for n, v in zip(names, outs) if v.size == 0] == []
+
+
 def test_opset_forms_of_appended_subgraphs():
     """The subgraphs appended to opset 11/12 models use the attribute forms (issue 8: Unsqueeze in the
     opset-13 form failed onnx.checker on yolov5 --nms exports)."""
@@ -216,14 +281,17 @@ def test_already_patched_and_not_a_detector(tmp_path):
         detect(load_fixture("view_cnn"))
 
 
-def _synthetic_head(parts: list[int], n: int = 256, decoded_rows: bool = False) -> onnx.ModelProto:
-    """image -> 1x1 convs -> Concat: [1, sum(parts), n] channel-first (an ultralytics-like head with
-    extra parts), or with decoded_rows [1, n, 85] rows like a YOLOX export (no anchor constants)."""
+def _synthetic_head(parts: list[int], n: int = 256, decoded_rows: bool = False, batch: int = 1) -> onnx.ModelProto:
+    """image -> 1x1 convs -> Concat: [batch, sum(parts), n] channel-first (an ultralytics-like head with
+    extra parts; boxes 0 to ~100 px), or with decoded_rows [1, n, 85] rows like a YOLOX export (no
+    anchor constants)."""
     rng = np.random.default_rng(0)
     nodes, inits, outs = [], [], []
     for i, c in enumerate(parts):
-        w = numpy_helper.from_array(rng.normal(size=(c, 3, 1, 1)).astype(np.float32), f"w{i}")
-        inits += [w, numpy_helper.from_array(np.array([1, c, -1], np.int64), f"s{i}")]
+        w = rng.normal(size=(c, 3, 1, 1)).astype(np.float32)
+        w = 20 * np.abs(w) if i == 0 else w
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(np.array([batch, c, -1], np.int64),
+                                                                              f"s{i}")]
         nodes += [helper.make_node("Conv", ["images", f"w{i}"], [f"c{i}"], name=f"conv{i}"),
                   helper.make_node("Reshape", [f"c{i}", f"s{i}"], [f"r{i}"], name=f"reshape{i}")]
         outs.append(f"r{i}")
@@ -237,9 +305,9 @@ def _synthetic_head(parts: list[int], n: int = 256, decoded_rows: bool = False) 
         shape = [1, 2 * n, sum(parts)]
     else:
         nodes.append(helper.make_node("Concat", outs, ["output"], name="cat", axis=1))
-        shape = [1, sum(parts), n]
+        shape = [batch, sum(parts), n]
     side = int(np.sqrt(n))
-    g = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("images", TP.FLOAT, [1, 3, side, side])],
+    g = helper.make_graph(nodes, "head", [helper.make_tensor_value_info("images", TP.FLOAT, [batch, 3, side, side])],
                           [helper.make_tensor_value_info("output", TP.FLOAT, shape)], initializer=inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
@@ -251,7 +319,7 @@ def test_refusals_name_what_was_found():
         detect(_synthetic_head([4, 1, 80], decoded_rows=True))
     head = detect(_synthetic_head([4, 80]))  # the raw-head structure, whatever made it
     assert head.family == "yolov8" and head.num_classes == 80
-    with pytest.raises(TrtDeployError, match="needs a \\[B, K, 6\\] output"):
+    with pytest.raises(TrtDeployError, match=r"--family rtdetr needs .*; output 'output' is a raw head"):
         detect(_synthetic_head([4, 80]), family="rtdetr")
     m = _synthetic_head([4, 80])
     m.graph.output[0].type.tensor_type.elem_type = TP.FLOAT16
@@ -263,11 +331,115 @@ def test_refusals_name_what_was_found():
         patch_detections(m, detect(m))
 
 
-def _end2end_like(with_nms: bool, extra: int = 0) -> onnx.ModelProto:
-    """[1, 3, 8, 8] -> boxes/scores -> (NonMaxSuppression ->) Concat on the last axis: [1, 16, 6 + extra]."""
+@pytest.mark.parametrize("name, family, message", [
+    ("yolo26n_end2end", "rtdetr", r"not look like the rtdetr head .*normalized.*box values span \[-\d"),
+    ("rtdetr_tiny_dynamic", "yolo-end2end",
+     r"not look like the yolo-end2end head .*x2 < x1 or y2 < y1 in \d\d+% of the rows"),
+])
+def test_check_refuses_a_head_read_with_the_wrong_family(tmp_path, name, family, message):
+    """The patched model follows what was assumed, so it matches the reference built on the same
+    assumption; the check also looks at the values of the original's head."""
+    model = load_fixture(name)
+    patched, _ = patch_detections(model, detect(model, family=family))
+    with pytest.raises(TrtDeployError, match=message + ".*patch again with --family"):
+        verify_detections(model, patched, shapes={"images": [1, 3, 320, 320]} if "dynamic" in name else None)
+    proc = run_cli("yolo", "patch", fixture_path(name), "-o", tmp_path / "never.onnx", "--family", family)
+    assert proc.returncode == 1 and "does not look like" in proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert not (tmp_path / "never.onnx").exists()
+
+
+def test_check_refuses_implausible_heads():
+    """Heads whose structure matches but whose values do not: a raw head whose w, h rows are
+    negative, an end-to-end head whose class column is no class index."""
+    m = _synthetic_head([4, 80])
+    w = next(t for t in m.graph.initializer if t.name == "w0")
+    w.CopyFrom(numpy_helper.from_array(-np.abs(numpy_helper.to_array(w)) - 0.1, "w0"))  # every box row < 0
+    patched, _ = patch_detections(m, detect(m))
+    with pytest.raises(TrtDeployError, match=r"yolov8 head .*cx, cy, w, h in pixels.*w < 0 or h < 0 in 100% of"):
+        verify_detections(m, patched)
+    m = _end2end_like(False)
+    patched, _ = patch_detections(m, detect(m))
+    with pytest.raises(TrtDeployError, match=r"the class column holds [\d.]+, .*not class indices"):
+        verify_detections(m, patched)
+
+
+def _after_output(model: onnx.ModelProto, op: str, **attrs) -> onnx.ModelProto:
+    """The model with one more node (Identity, Cast, Transpose) between its head and its output."""
+    out = model.graph.output[0]
+    for n in model.graph.node:
+        n.output[:] = [f"{out.name}_head" if o == out.name else o for o in n.output]
+    model.graph.node.append(helper.make_node(op, [f"{out.name}_head"], [out.name], name=f"after_{op}", **attrs))
+    if op == "Transpose":
+        dims = out.type.tensor_type.shape.dim
+        d1, d2 = dims[1].dim_value, dims[2].dim_value
+        dims[1].dim_value, dims[2].dim_value = d2, d1
+    return model
+
+
+def test_layout_from_the_concat_not_the_dims():
+    """A raw head is told by its Concat of box rows and Sigmoid class rows, not by dims[1] < dims[2]
+    (imgsz 64 with 80 classes: [1, 84, 84]; here 64 anchors: [1, 84, 64]), and is found behind an
+    Identity or a Cast to float."""
+    head = detect(_synthetic_head([4, 80], n=64))
+    assert (head.family, head.num_classes, head.output_shape) == ("yolov8", 80, [1, 84, 64])
+    for op, attrs in (("Identity", {}), ("Cast", {"to": TP.FLOAT})):
+        head = detect(_after_output(_synthetic_head([4, 80]), op, **attrs))
+        assert (head.family, head.num_classes, head.output) == ("yolov8", 80, "output"), op
+        m = _after_output(_end2end_like(False), op, **attrs)
+        assert detect(m).family == "yolo-end2end", op
+
+
+def test_legacy_rtdetr_with_two_classes_is_not_score_class():
+    """ultralytics <= 8.3 RT-DETR with nc=2 gives [B, 300, 6] = boxes + 2 class probabilities: its
+    Concat has widths [4, 2], not the [4, 1, 1] of the end-to-end layout. Read as class probabilities
+    (score = best, class = argmax) and checked against ultralytics 8.3's post-processing."""
+    model = load_fixture("rtdetr_legacy_nc2")
+    head = detect(model)
+    assert (head.label, head.layout, head.num_classes, head.output_shape) == ("rtdetr-legacy", "class-probs", 2,
+                                                                            [1, 300, 6])
+    with pytest.raises(TrtDeployError, match=r"--family yolo-end2end needs .*widths \[4, 1, 1\].* RT-DETR head "
+                                             r"\[B, K, 4\+nc\] \(2 classes\)"):
+        detect(model, family="yolo-end2end")
+    patched, _ = patch_detections(model, head, max_detections=20)  # the best 20 of the rows above 0.25
+    report = verify_detections(model, patched, shapes={"images": [1, 3, 320, 480]})
+    assert report["detections"] == [20, 20, 20, 20, 20, 20]
+    y = ort_run(patched, {"images": np.random.default_rng(0).random((1, 3, 320, 480), dtype=np.float32)})
+    assert set(np.unique(y[3][0, :int(y[0][0, 0])])) == {0, 1}  # both classes, from the argmax
+
+
+@pytest.mark.parametrize("model, family, message", [
+    (lambda: _after_output(_synthetic_head([4, 80]), "Transpose", perm=[0, 2, 1]), "yolov8",
+     r"--family yolov8 needs a raw head .*; output 'output' is a raw head \[B, 4\+nc, N\] transposed to "
+     r"\[B, N, 4\+nc\]"),
+    (lambda: _after_output(_synthetic_head([4, 80]), "Transpose", perm=[0, 2, 1]), None,
+     r"transposed to \[B, N, 4\+nc\] .*export without the Transpose"),
+    (lambda: _synthetic_head([4, 80, 32]), "yolov8", r"concatenates 3 parts \[4, 80, 32\].*segmentation"),
+    (lambda: _end2end_like(False, extra=32), "yolo-end2end", "32 more columns.*segmentation"),
+    (lambda: _end2end_like(False), "yolov8", r"--family yolov8 needs .*; output 'output0' is an end-to-end head"),
+    (lambda: _synthetic_head([4, 80]), "yolo-end2end", r"--family yolo-end2end needs .* is a raw head"),
+    (lambda: load_fixture("yolov8n_640"), "rtdetr", r"--family rtdetr needs .* is a raw head"),
+    (lambda: load_fixture("view_cnn"), "yolov8", r"'logits' is \[1, 10\], not rank 3"),
+])
+def test_forced_family_still_needs_its_layout(model, family, message):
+    with pytest.raises(TrtDeployError, match=message):
+        detect(model(), family=family)
+
+
+def test_forced_family_overrides_only_the_box_format():
+    """--family picks pixels vs normalized for a [B, K, 6] head (the one heuristic); nothing else."""
+    assert detect(load_fixture("rtdetr_tiny_dynamic"), family="yolo-end2end").boxes == "xyxy"
+    assert detect(load_fixture("yolo26n_end2end"), family="rtdetr").boxes == "cxcywh-normalized"
+    assert detect(load_fixture("yolo26n_end2end"), family="yolo-end2end").label == "yolo26-end2end"
+
+
+def _end2end_like(with_nms: bool, extra: int = 0, rows: int = 16, side: int = 8, dynamic: bool = False,
+                  declared=None, argmax: bool = False) -> onnx.ModelProto:
+    """[1, 3, side, side] -> boxes/scores -> (NonMaxSuppression ->) Concat on the last axis: [1, rows, 6 + extra]
+    (the input's H/W dynamic with ``dynamic``; ``declared``: the output's declared dims; ``argmax``: the
+    class column is the ArgMax over 4 columns, as agnostic exports take it)."""
     nodes = [helper.make_node("Conv", ["images", "w"], ["c"], name="conv"),
-             helper.make_node("Reshape", ["c", "s"], ["r"], name="reshape"),  # [1, 64, 6 + extra]
-             helper.make_node("Slice", ["r", "z", "n16", "one"], ["rows"], name="rows")]  # [1, 16, 6 + extra]
+             helper.make_node("Reshape", ["c", "s"], ["r"], name="reshape"),  # [1, side * side, 6 + extra]
+             helper.make_node("Slice", ["r", "z", "nrows", "one"], ["rows"], name="rows")]  # [1, rows, 6 + extra]
     if with_nms:
         nodes += [helper.make_node("Slice", ["r", "z", "four", "two"], ["b"], name="b"),
                   helper.make_node("Slice", ["r", "four", "five", "two"], ["sc"], name="sc"),
@@ -281,19 +453,93 @@ def _end2end_like(with_nms: bool, extra: int = 0) -> onnx.ModelProto:
     starts = np.cumsum([0] + widths)
     for i, w in enumerate(widths):
         nodes.append(helper.make_node("Slice", [src, f"st{i}", f"en{i}", "two"], [f"p{i}"], name=f"p{i}"))
+    if argmax:
+        nodes[-1] = helper.make_node("Slice", [src, "z", "four", "two"], ["scores4"], name="scores4")
+        nodes += [helper.make_node("ArgMax", ["scores4"], ["am"], name="argmax", axis=-1, keepdims=1),
+                  helper.make_node("Cast", ["am"], ["p2"], name="cls", to=TP.FLOAT)]
     nodes.append(helper.make_node("Concat", [f"p{i}" for i in range(len(widths))], ["output0"], name="cat", axis=-1))
     c = 6 + extra
     inits = [numpy_helper.from_array(np.full((c, 3, 1, 1), 0.1, np.float32), "w"),
-             numpy_helper.from_array(np.array([1, 64, c], np.int64), "s")]
-    for name, v in (("z", 0), ("one", 1), ("two", 2), ("four", 4), ("five", 5), ("n16", 16)):
+             numpy_helper.from_array(np.array([0, -1, c], np.int64), "s")]
+    for name, v in (("z", 0), ("one", 1), ("two", 2), ("four", 4), ("five", 5), ("n16", 16), ("nrows", rows)):
         inits.append(numpy_helper.from_array(np.array([v], np.int64), name))
     inits.append(numpy_helper.from_array(np.array([2], np.int64), "two1"))
     for i in range(len(widths)):
         inits += [numpy_helper.from_array(np.array([starts[i]], np.int64), f"st{i}"),
                   numpy_helper.from_array(np.array([starts[i + 1]], np.int64), f"en{i}")]
-    g = helper.make_graph(nodes, "e2e", [helper.make_tensor_value_info("images", TP.FLOAT, [1, 3, 8, 8])],
-                          [helper.make_tensor_value_info("output0", TP.FLOAT, None)], initializer=inits)
+    hw = ["height", "width"] if dynamic else [side, side]
+    g = helper.make_graph(nodes, "e2e", [helper.make_tensor_value_info("images", TP.FLOAT, [1, 3, *hw])],
+                          [helper.make_tensor_value_info("output0", TP.FLOAT, declared)], initializer=inits)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_end2end_default_rows_are_k():
+    """--max-detections defaults to K of an end-to-end head when K does not depend on the input size:
+    a static dim of the output, also with a dynamic H/W; a K beyond TensorRT's TopK names the flag."""
+    m = _end2end_like(False, rows=16, dynamic=True, declared=[1, 16, 6])
+    patched, opts = patch_detections(m, detect(m))
+    assert opts["max_detections"] == 16
+    x = np.random.default_rng(0).random((2, 3, 48, 64), dtype=np.float32)
+    assert ort_run(patched, {"images": x})[1].shape == (2, 16, 4)
+    m = _end2end_like(False, rows=16, dynamic=True, declared=[1, "k", 6])  # K unknown: 300, padded
+    assert patch_detections(m, detect(m))[1]["max_detections"] == 300
+    m = _end2end_like(False, rows=4000, side=64)
+    with pytest.raises(TrtDeployError, match=r"K = 4000 rows .* pass --max-detections N with N <= 3840"):
+        patch_detections(m, detect(m))
+    assert patch_detections(m, detect(m), max_detections=3840)[1]["max_detections"] == 3840
+
+
+def test_inspect_agnostic_end2end_classes():
+    """An agnostic end-to-end export takes the class as an ArgMax over the class scores (no index % nc):
+    the class count is that ArgMax's width."""
+    m = _end2end_like(False, argmax=True)
+    assert [n.op_type for n in m.graph.node][-3:] == ["ArgMax", "Cast", "Concat"]
+    assert detect(m).num_classes == 4 and describe(m)["classes"] == 4
+    assert detect(_end2end_like(False)).num_classes is None  # no class structure at all: unknown, not guessed
+
+
+def test_yolov5_segmentation_is_refused():
+    """YOLOv5-seg: [B, N, 5+nc+32]; its mask coefficients would read as 32 more classes."""
+    with pytest.raises(TrtDeployError, match=r"YOLOv5 segmentation head: .*117 values per anchor .* without a "
+                                             r"Sigmoid \(mask coefficients, so not 112 classes\); output 'output1' "
+                                             r"\[1, 32, 32, 32\] holds the mask prototypes"):
+        detect(load_fixture("yolov5_seg_op13"))
+    with pytest.raises(TrtDeployError, match="YOLOv5 segmentation head"):
+        detect(load_fixture("yolov5_seg_op13"), family="yolov5")
+    from trtdeploy.yolo.head import find_head
+
+    with pytest.raises(TrtDeployError, match="YOLOv5 segmentation head"):
+        find_head(load_fixture("yolov5_seg_op13"))
+    assert find_head(load_fixture("yolov5_p5_dynamic_op12")).num_classes == 80  # grid from Shape: still detection
+
+
+def test_static_batch_export_is_checked_at_batch_1():
+    """A static batch-2 export runs on batches padded to a multiple of 2; the patched model is checked
+    at 1, 2 and 3 like any other."""
+    m = _synthetic_head([4, 20], batch=2)
+    patched, _ = patch_detections(m, detect(m))
+    report = verify_detections(m, patched)
+    assert [c["check"] for c in report["checks"]] == ["batch 1", "batch 2", "batch 3"]
+    assert min(report["detections"]) > 5
+
+
+def test_yolo_verify_picks_the_float16_check_from_the_head_dtype():
+    """A float32 model with a float16 constant inside is checked as float32; a model whose head is
+    float16 (after `trtdeploy fp16`) with the float16 check."""
+    from trtdeploy.surgery.fp16 import to_fp16
+    from trtdeploy.yolo.verify import verify
+
+    model = load_fixture("yolo26n_raw_320")
+    first = model.graph.node[0]
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros([1], np.float16), "zero_h"))
+    model.graph.node.insert(0, helper.make_node("Cast", ["zero_h"], ["zero_f"], name="zero_cast", to=TP.FLOAT))
+    model.graph.node.insert(1, helper.make_node("Add", [first.input[0], "zero_f"], ["images_plus"], name="plus"))
+    first.input[0] = "images_plus"
+    patched, _ = patch_detections(model, detect(model))
+    report = verify(model, patched)
+    assert "note" not in report and [c["check"] for c in report["checks"]] == ["batch 1", "batch 2", "batch 3"]
+    report = verify(model, to_fp16(patched))
+    assert "a float16 model" in report["note"]
 
 
 def test_end2end_refusals():
@@ -318,6 +564,9 @@ def test_cli_patch_verifies_by_default_and_verify(tmp_path):
     np.savez(tmp_path / "in.npz", images=x)
     proc = run_cli("yolo", "verify", fixture_path("yolo11n_384x640"), out, "--inputs", tmp_path / "in.npz")
     assert proc.returncode == 0 and proc.stdout.count("ok:") == 1, proc.stderr
+    proc = run_cli("yolo", "patch", fixture_path("yolov8n_dynamic"), "-o", tmp_path / "dyn.onnx")
+    assert proc.returncode == 0 and "checking at 3x480x640 (not square" in proc.stderr, proc.stderr
+    assert "checked: batch 1 against the reference" in proc.stderr
     proc = run_cli("yolo", "patch", fixture_path("yolo26n_end2end"), "-o", tmp_path / "e2e.onnx", "--no-verify")
     assert proc.returncode == 0 and "without checking it (--no-verify)" in proc.stderr
     proc = run_cli("yolo", "patch", fixture_path("rtdetr_tiny_dynamic"), "-o", tmp_path / "rt.onnx",
@@ -325,6 +574,18 @@ def test_cli_patch_verifies_by_default_and_verify(tmp_path):
     assert proc.returncode == 0 and "checked: batch 2 against the reference" in proc.stderr, proc.stderr
     proc = run_cli("inspect", fixture_path("yolov10n_end2end"))
     assert "detector: yolov10-end2end (80 classes) on 'output0' [1, 300, 6]" in proc.stdout
+
+
+def test_cli_low_threshold_says_the_topk_bound(tmp_path):
+    """ultralytics' predict/val give NMS up to 30000 candidates; the patched model its --topk best."""
+    proc = run_cli("yolo", "patch", fixture_path("yolo26n_raw_320"), "-o", tmp_path / "lo.onnx",
+                   "--score-threshold", "0.01", "--max-detections", "100")
+    assert proc.returncode == 0, proc.stderr
+    assert "NMS sees only the 500 best candidates per image" in proc.stderr and "max_nms" in proc.stderr
+    assert "--topk 3840 (TensorRT's TopK limit) narrows the gap" in proc.stderr
+    for extra in (["--score-threshold", "0.25"], ["--score-threshold", "0.01", "--topk", "1000"]):
+        proc = run_cli("yolo", "patch", fixture_path("yolo26n_raw_320"), "-o", tmp_path / "hi.onnx", *extra)
+        assert proc.returncode == 0 and "NMS sees only" not in proc.stderr, proc.stderr
 
 
 def test_cli_yolov5_verifies_by_default(tmp_path):
@@ -336,6 +597,8 @@ def test_cli_yolov5_verifies_by_default(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["rtdetr_tiny"], "cannot make the model dynamic.*re-export it with a dynamic batch"),
     (["yolov8n_640", "--nms"], "--nms apply to yolov5 heads"),
+    (["yolov8n_640", "--max-output-boxes", "50"], "--max-output-boxes apply to yolov5 heads"),
+    (["yolov5_p5_op13", "--max-output-boxes", "50"], "--max-output-boxes applies to the NMS that --nms appends"),
     (["yolov8n_640", "--topk", "5000"], "--topk 5000"),
     (["yolo26n_end2end", "--agnostic"], "NMS-free"),
     (["yolov8n_640", "--score-threshold", "1.5"], "--score-threshold 1.5"),

@@ -32,13 +32,17 @@ def _ort():
     return ort
 
 
-def session(model: onnx.ModelProto | str | os.PathLike):
-    """A CPU onnxruntime session. Works with onnxruntime or onnxruntime-gpu installed."""
+def session(model: onnx.ModelProto | str | os.PathLike, basic: bool = False):
+    """A CPU onnxruntime session. Works with onnxruntime or onnxruntime-gpu installed. ``basic``: only
+    onnxruntime's basic graph optimizations (the extended ones choose kernels and layouts per graph,
+    so two models sharing a subgraph may compute it differently in the last bits)."""
     from .io import fits_in_protobuf
 
     ort = _ort()
     opts = ort.SessionOptions()
     opts.log_severity_level = 4
+    if basic:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     providers = ["CPUExecutionProvider"]
     try:
         if isinstance(model, onnx.ModelProto):

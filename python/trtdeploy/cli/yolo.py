@@ -26,24 +26,27 @@ def add_parser(sub):
     pa.add_argument("--iou-threshold", type=float, default=0.45,
                     help="NMS IoU threshold (0.45; ultralytics' predict uses 0.7)")
     pa.add_argument("--max-detections", type=int,
-                    help="rows per image, the highest-scoring (default: 300, or the K of a [B, K, 6] head; "
-                         "yolov5: every anchor)")
-    pa.add_argument("--topk", type=int, help="yolov8: candidates given to NMS, the best by score "
-                                             "(default 5 x max-detections, at most 3840)")
+                    help="rows per image, the highest-scoring (default: the K of an end-to-end [B, K, 6] head "
+                         "when K is a static dim of its output, else 300; yolov5: every anchor)")
+    pa.add_argument("--topk", type=int, help="yolov8: candidates given to NMS, the best by score (default 5 x "
+                                             "max-detections, at most 3840, TensorRT's TopK limit; ultralytics' "
+                                             "predict/val allow 30000, so results differ when more candidates pass "
+                                             "the threshold)")
     pa.add_argument("--agnostic", action="store_true", help="yolov8: class-agnostic NMS")
     add_verify_options(pa)
     v5 = pa.add_argument_group("yolov5 (YoloLayer_TRT plugin)")
     v5.add_argument("--score-mode", choices=["obj*cls", "obj"], default="obj*cls",
                     help="score = objectness * best class prob (default) or objectness only (legacy)")
     v5.add_argument("--nms", action="store_true", help="append ONNX NonMaxSuppression (TensorRT INMSLayer)")
-    v5.add_argument("--max-output-boxes", type=int, default=100, help="NMS max_output_boxes_per_class")
+    v5.add_argument("--max-output-boxes", type=int, help="with --nms: NMS max_output_boxes_per_class (100)")
     v5.add_argument("--anchors", help="override: w,h,w,h,... in pixels, level by level (finest first)")
     v5.add_argument("--num-classes", type=int, help="override the class count")
     pa.add_argument("-v", "--verbose", action="store_true")
     pv = ysub.add_parser("verify", help="check a patched model against the original export")
     pv.add_argument("original", metavar="ORIGINAL")
     pv.add_argument("patched", metavar="PATCHED")
-    pv.add_argument("--shapes", metavar="NAME:DxD", help="input shape (default: the model's, 640 for a dynamic H/W)")
+    pv.add_argument("--shapes", metavar="NAME:DxD",
+                    help="input shape (default: the model's, 480x640 for a dynamic H/W)")
     pv.add_argument("--inputs", metavar="FILE.npz", help="input values (default: random images at batch 1, 2, 3)")
     pv.add_argument("--json", action="store_true")
     pv.add_argument("-v", "--verbose", action="store_true")
@@ -77,7 +80,8 @@ def _patch(args):
     model = load(args.model)
     shapes, feeds = parse_shapes(args.shapes), _feeds(args.inputs)
     v5_flags = [f for f, on in (("--anchors", args.anchors), ("--num-classes", args.num_classes is not None),
-                                ("--nms", args.nms), ("--score-mode", args.score_mode != "obj*cls")) if on]
+                                ("--nms", args.nms), ("--score-mode", args.score_mode != "obj*cls"),
+                                ("--max-output-boxes", args.max_output_boxes is not None)) if on]
     family = args.family or ("yolov5" if args.anchors or args.num_classes is not None else None)
     if family == "yolov5" and (args.anchors or args.num_classes is not None):
         head = None  # the v5 matcher with the overrides below
@@ -99,12 +103,15 @@ def _patch(args):
                              check_shapes(original, shapes, log))
             return {"checks": [{"check": _v5_line(r)}]}
     else:
-        from ..yolo.postprocess import patch_detections
+        from ..yolo.postprocess import patch_detections, topk_note
 
         kw = dict(score_threshold=args.score_threshold, iou_threshold=args.iou_threshold,
                   max_detections=args.max_detections, topk=args.topk, agnostic=args.agnostic)
         patched, opts = _with_advice(lambda: patch_detections(model, head, **kw))
         log.info("post-processing: %s", ", ".join(f"{k} {v}" for k, v in opts.items() if k != "family"))
+        note = topk_note(opts, args.topk is not None)
+        if note:
+            log.warning("note: %s", note)
 
         def check(original, new, _probe):
             return _check_detections(original, new, head, kw, feeds, shapes)
@@ -139,11 +146,13 @@ def _patch_yolov5(args, model, head):
         head = find_head(model, output=args.head_output, anchors=anchors, num_classes=args.num_classes)
     if args.topk is not None or args.agnostic:
         raise TrtDeployError("--topk/--agnostic apply to yolov8 heads (yolov5 uses the plugin's own decode)")
+    if args.max_output_boxes is not None and not args.nms:
+        raise TrtDeployError("--max-output-boxes applies to the NMS that --nms appends; pass --nms too")
     log.info("yolov5 head: %d levels (strides %s), %d anchors per level, %d classes, convs %s", len(head.convs),
              head.strides, head.num_anchors, head.num_classes, ", ".join(head.conv_nodes))
     return patch(model, score_threshold=args.score_threshold, score_mode=0 if args.score_mode == "obj*cls" else 1,
                  max_detections=args.max_detections or 0, nms=args.nms, iou_threshold=args.iou_threshold,
-                 max_output_boxes=args.max_output_boxes, head=head)
+                 max_output_boxes=100 if args.max_output_boxes is None else args.max_output_boxes, head=head)
 
 
 def _check_detections(model, patched, head, kw, feeds, shapes) -> dict:

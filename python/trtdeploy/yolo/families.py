@@ -6,22 +6,33 @@
 | ``yolov8`` | ``[B, 4+nc, N]`` | ultralytics anchor-free raw head (YOLOv8, YOLO11, and YOLO26/YOLOv10 exported with a raw head): cx, cy, w, h in input pixels, then nc class probabilities; needs NMS |
 | ``yolo-end2end`` | ``[B, K, 6]`` | ultralytics NMS-free head (YOLO26/YOLOv10, ``nms=False``): x1, y1, x2, y2 in input pixels, score, class |
 | ``rtdetr`` | ``[B, K, 6]`` | ultralytics RT-DETR: cx, cy, w, h normalized to [0, 1], score, class |
+| ``rtdetr`` (``rtdetr-legacy``) | ``[B, K, 4+nc]`` | ultralytics <= 8.3 RT-DETR: cx, cy, w, h normalized, then nc class probabilities (score = the best, class = its first argmax) |
 
-How each is recognized (pure graph structure; shapes from node-by-node inference at the model's
-size, 640 for a dynamic H/W):
+How each is recognized: from the structure of the node behind the output (looking through Identity
+and Cast to float), never from the order of its dims; widths from node-by-node shape inference at
+the model's size (640 for a dynamic H/W). ``--family`` does not replace that evidence: the layout
+must be found whatever it says; it only picks the box format of a ``[B, K, 6]`` head and the output
+when there are several.
 
-* raw head: the output is a Concat along the channel axis of exactly two tensors, 4 box rows and
-  nc rows that come from a Sigmoid (the class probabilities). A third part (mask coefficients,
-  keypoints, angles) is a segmentation/pose/OBB head and is refused. ``DFL`` (a Conv whose fixed
-  weight is 0, 1, ..., reg_max-1) tells YOLOv8/YOLO11/YOLOv10 from YOLO26 (no DFL) in the label.
-* end-to-end head: the output is ``[B, K, 6]`` built by a Concat on the last axis. The two kinds
+* raw head ``[B, 4+nc, N]``: a Concat along the channel axis (1) of exactly two tensors, 4 box rows
+  and nc rows that come from a Sigmoid (the class probabilities). A third part (mask coefficients,
+  keypoints, angles) is a segmentation/pose/OBB head and is refused, and so is a raw head
+  transposed to ``[B, N, 4+nc]``. ``DFL`` (a Conv whose fixed weight is 0, 1, ..., reg_max-1) tells
+  YOLOv8/YOLO11/YOLOv10 from YOLO26 (no DFL) in the label.
+* end-to-end head ``[B, K, 6]``: a Concat along the last axis of parts of widths 4, 1, 1 (boxes,
+  score, class); more parts after them are a segmentation/pose/OBB head (refused). The two kinds
   differ in box format, which is read from what produces the 4 box columns: if every value provably
   comes from a Sigmoid through data movement only (gather, slice, reshape, transpose, concat), the
   boxes lie in [0, 1], so they are normalized: RT-DETR (its decoder's sigmoid box head, cx, cy, w, h).
   Otherwise (a multiplication by the stride tensor, as ultralytics' Detect does) they are pixels:
-  YOLO26/YOLOv10 x1, y1, x2, y2. This is the one heuristic here; it is logged, and ``--family``
-  overrides it. An export with ``NonMaxSuppression`` inside (ultralytics ``nms=True``, batch loop
-  unrolled at export) is refused.
+  YOLO26/YOLOv10 x1, y1, x2, y2. This is the one heuristic here; it is logged, ``--family``
+  overrides it, and the check refuses a head whose values do not fit the assumed format.
+* RT-DETR of ultralytics <= 8.3 ``[B, K, 4+nc]``: a Concat along the last axis of 4 box columns that
+  provably lie in [0, 1] and nc Sigmoid class columns (with nc = 2 it is ``[B, K, 6]`` too; the
+  widths tell it from an end-to-end head). With boxes not in [0, 1] it would be a channel-last raw
+  head (refused).
+* An export with ``NonMaxSuppression`` inside (ultralytics ``nms=True``, batch loop unrolled at
+  export) is refused.
 * YOLOv5: the existing matcher (anchor constants read from the graph).
 """
 
@@ -32,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .._graph import constant_value, data_inputs, dims_of, format_dims, producers
+from .._graph import constant_value, data_inputs, dims_of, format_dims, node_label, producers
 from .._shapes import propagate
 from ..errors import TrtDeployError
 
@@ -41,7 +52,7 @@ DETECTION_OUTPUTS = ("num_detections", "detection_boxes", "detection_scores", "d
 METADATA_KEY = "trtdeploy.yolo"
 SUPPORTED = ("supported: yolov5 (anchor head [B, N, 5+nc]), yolov8 (ultralytics raw head [B, 4+nc, N]: "
              "YOLOv8, YOLO11, YOLO26/YOLOv10 raw), yolo-end2end ([B, K, 6] x1y1x2y2: YOLO26/YOLOv10 nms=False), "
-             "rtdetr ([B, K, 6] normalized cxcywh)")
+             "rtdetr ([B, K, 6] normalized cxcywh; ultralytics <= 8.3: [B, K, 4+nc])")
 _MOVE = {"Gather", "GatherElements", "GatherND", "Slice", "Split", "Reshape", "Transpose", "Squeeze",
          "Unsqueeze", "Flatten", "Expand", "Identity", "Concat", "Tile", "Where"}
 
@@ -56,6 +67,8 @@ class Head:
     output_shape: list           # the output's dims at the model's size (640 for a dynamic H/W)
     num_classes: int | None
     boxes: str                   # "cxcywh", "xyxy" (input pixels) or "cxcywh-normalized"
+    layout: str = "channels"     # "channels" [B, 4+nc, N]; "score-class" [B, K, 6]; "class-probs" [B, K, 4+nc]
+    rows: int | None = None      # K of a [B, K, ...] end-to-end head when it is known whatever the input size
     evidence: list[str] = field(default_factory=list)
     yolov5: object = None        # head.YoloHead for the yolov5 family
 
@@ -116,6 +129,15 @@ def detect(model: onnx.ModelProto, family: str | None = None, output: str | None
     raise TrtDeployError("no detection head recognized (" + "; ".join(reasons) + "); " + SUPPORTED)
 
 
+LAYOUTS = {  # what --family needs to find (the structure is required whatever --family says)
+    "yolov8": "a raw head [B, 4+nc, N]: a Concat along the channels of 4 box rows and Sigmoid class rows",
+    "yolo-end2end": ("an end-to-end head [B, K, 6]: a Concat along the last axis of widths [4, 1, 1] (boxes, score, "
+                     "class)"),
+    "rtdetr": ("an end-to-end head [B, K, 6] (a Concat along the last axis of widths [4, 1, 1]: boxes, score, class) "
+               "or an ultralytics <= 8.3 RT-DETR head [B, K, 4+nc] (normalized boxes, then Sigmoid class columns)"),
+}
+
+
 def _match(model, prod, shapes, name, dims, family, image, in_dims) -> Head | None:
     if _inside_nms(prod, name):
         raise TrtDeployError("comes from an export with NonMaxSuppression inside (ultralytics nms=True, batch "
@@ -127,67 +149,108 @@ def _match(model, prod, shapes, name, dims, family, image, in_dims) -> Head | No
     if family == "yolov5":
         return _yolov5(model, name, dims, in_dims)
     g = model.graph
-    node = prod.get(name)
+    node = _through(prod, name)
+    axis = _concat_axis(node, 3)
+    parts = list(node.input) if axis is not None else []
+    widths = [(shapes.get(p) or [None] * 3)[axis] for p in parts]
     base = dict(output=name, input_name=image, input_shape=in_dims, output_shape=dims)
-    concat_axis = _concat_axis(node, len(dims))
-    if family is None and concat_axis == 2 and len(node.input) > 3:
-        widths = [(shapes.get(x) or [None])[-1] for x in node.input]
-        if widths[:3] == [4, 1, 1]:
+    declared = dims_of(next(o for o in g.output if o.name == name)) or [None] * 3
+    static_hw = all(isinstance(d, int) for d in in_dims[2:])
+    rows = declared[1] if isinstance(declared[1], int) else dims[1] if static_hw and isinstance(dims[1], int) else None
+    boxes_then_classes = len(parts) >= 2 and widths[0] == 4 and _from_sigmoid(prod, parts[1])
+    if axis == 1 and boxes_then_classes:  # [B, 4+nc, N]
+        if len(parts) > 2:
+            raise TrtDeployError(f"concatenates {len(parts)} parts {widths} along the channels: boxes, class "
+                                 "scores and more (a segmentation/pose/OBB head); only detection heads are supported")
+        _forced(family, "yolov8", name, "a raw head [B, 4+nc, N]")
+        nc = widths[1]
+        label = "yolov8" if _has_dfl(g, prod, name) else "yolo26"
+        return Head(family="yolov8", label=label, num_classes=nc, boxes="cxcywh", layout="channels",
+                    evidence=[f"raw anchor-free head [B, 4+nc, N] (Concat of 4 box rows and {nc} Sigmoid class "
+                              f"rows), N = {dims[2]}{_grids(dims[2], in_dims)}"], **base)
+    if axis == 2 and widths[:3] == [4, 1, 1]:  # [B, K, 6]: boxes, score, class
+        if len(parts) > 3:
             raise TrtDeployError(f"an end-to-end head with {sum(w or 0 for w in widths[3:])} more columns after x1, "
                                  "y1, x2, y2, score, class (segmentation/pose/OBB); only detection heads are supported")
-    channels_first = isinstance(dims[1], int) and (not isinstance(dims[2], int) or dims[1] < dims[2])
-    if family in ("yolo-end2end", "rtdetr") or (family is None and dims[2] == 6 and concat_axis == 2):
-        if dims[2] != 6:
-            raise TrtDeployError(f"--family {family} needs a [B, K, 6] output")
-        normalized = _in_unit_interval(g, prod, node.input[0], {}) if concat_axis == 2 else False
-        dfl = _has_dfl(g, prod, name)
+        _forced(family, ("yolo-end2end", "rtdetr"), name, "an end-to-end head [B, K, 6]")
+        normalized = _in_unit_interval(g, prod, parts[0], {})
         if family is None:
             family = "rtdetr" if normalized else "yolo-end2end"
             why = ("its boxes come from a Sigmoid (values in [0, 1]): normalized cx, cy, w, h (RT-DETR)" if normalized
                    else "its boxes are scaled (not all produced by a Sigmoid): x1, y1, x2, y2 in input pixels")
         else:
             why = f"--family {family}"
-        label = "rtdetr" if family == "rtdetr" else ("yolov10-end2end" if dfl else "yolo26-end2end")
-        nc = _end2end_classes(g, prod, node) if concat_axis == 2 else None
-        return Head(family=family, label=label, num_classes=nc,
-                    boxes="cxcywh-normalized" if family == "rtdetr" else "xyxy",
-                    evidence=[f"end-to-end head [B, K, 6]; {why}"], **base)
-    if family == "yolov8" or (family is None and concat_axis == 1 and channels_first):
-        c = dims[1]
-        if not isinstance(c, int) or c < 5:
-            raise TrtDeployError(f"cannot read the class count from {format_dims(dims)} ([B, 4+nc, N])")
-        parts = list(node.input) if concat_axis == 1 else []
-        if family is None:
-            if len(parts) != 2:
-                widths = [(shapes.get(p) or [None, None])[1] for p in parts]
-                raise TrtDeployError(f"concatenates {len(parts)} parts {widths} along the channels: boxes, class "
-                                     "scores and more (a segmentation/pose/OBB head?); only detection heads are "
-                                     "supported")
-            box_c = (shapes.get(parts[0]) or [None, None])[1]
-            if box_c != 4 or not _from_sigmoid(prod, parts[1]):
-                return None
-            why = "Concat of 4 box rows and Sigmoid class rows"
-        else:
-            why = "--family yolov8 (assumed: cx, cy, w, h in input pixels, then class probabilities)"
-        label = "yolov8" if _has_dfl(model.graph, prod, name) else "yolo26"
-        return Head(family="yolov8", label=label, num_classes=c - 4, boxes="cxcywh",
-                    evidence=[f"raw anchor-free head [B, 4+nc, N] ({why}), N = {dims[2]}{_grids(dims[2], in_dims)}"],
-                    **base)
-    if isinstance(dims[2], int) and dims[2] > 5 and (not isinstance(dims[1], int) or dims[1] > dims[2]):
+        label = "rtdetr" if family == "rtdetr" else ("yolov10-end2end" if _has_dfl(g, prod, name) else "yolo26-end2end")
+        return Head(family=family, label=label, num_classes=_end2end_classes(g, prod, shapes, parts[2]),
+                    boxes="cxcywh-normalized" if family == "rtdetr" else "xyxy", layout="score-class", rows=rows,
+                    evidence=[f"end-to-end head [B, K, 6] (Concat of box, score and class columns); {why}"], **base)
+    if axis == 2 and boxes_then_classes and len(parts) == 2:  # [B, K, 4+nc]: boxes, class probabilities
+        normalized = _in_unit_interval(g, prod, parts[0], {})
+        if not normalized and family != "rtdetr":
+            raise TrtDeployError(f"[B, N, 4+nc] rows of scaled boxes and {widths[1]} Sigmoid class columns (a "
+                                 "channel-last raw head that needs NMS?); only ultralytics' [B, 4+nc, N] raw head is "
+                                 "supported (export without transposing it)")
+        _forced(family, "rtdetr", name, f"an ultralytics <= 8.3 RT-DETR head [B, K, 4+nc] ({widths[1]} classes)")
+        why = "--family rtdetr" if not normalized else "its boxes come from a Sigmoid: normalized cx, cy, w, h"
+        return Head(family="rtdetr", label="rtdetr-legacy", num_classes=widths[1], boxes="cxcywh-normalized",
+                    layout="class-probs", rows=rows,
+                    evidence=[f"RT-DETR head of ultralytics <= 8.3 [B, K, 4+nc] (Concat of 4 box columns and "
+                              f"{widths[1]} Sigmoid class columns; score = best class, class = its first argmax); "
+                              f"{why}"], **base)
+    found = _found(prod, node, axis, widths, shapes)
+    if family:
+        raise TrtDeployError(f"--family {family} needs {LAYOUTS[family]}; output '{name}' is {found}")
+    if found.startswith("a raw head"):
+        raise TrtDeployError(f"{found}; only ultralytics' own [B, 4+nc, N] layout is supported (export without "
+                             "the Transpose)")
+    if isinstance(dims[2], int) and dims[2] > 5:
         return _yolov5(model, name, dims, in_dims)
     return None
 
 
+def _forced(family, allowed, name, what) -> None:
+    allowed = (allowed,) if isinstance(allowed, str) else allowed
+    if family is not None and family not in allowed:
+        raise TrtDeployError(f"--family {family} needs {LAYOUTS[family]}; output '{name}' is {what}")
+
+
+def _through(prod, name: str):
+    """The node behind ``name``, looking through Identity and Cast to float."""
+    node = prod.get(name)
+    while node is not None and (node.op_type == "Identity" or (node.op_type == "Cast" and any(
+            a.name == "to" and a.i == onnx.TensorProto.FLOAT for a in node.attribute))):
+        node = prod.get(node.input[0])
+    return node
+
+
+def _found(prod, node, axis, widths, shapes) -> str:
+    """What produces an output, for refusals."""
+    if node is None:
+        return "not produced by a node"
+    if node.op_type == "Transpose":
+        inner = _through(prod, node.input[0])
+        a = _concat_axis(inner, 3)
+        parts = list(inner.input) if a is not None else []
+        if a == 1 and len(parts) == 2 and (shapes.get(parts[0]) or [None, None])[1] == 4 \
+                and _from_sigmoid(prod, parts[1]):
+            return f"a raw head [B, 4+nc, N] transposed to [B, N, 4+nc] (by {node_label(node)})"
+    if axis is not None:
+        return f"a Concat along axis {axis} of widths {widths} ({node_label(node)})"
+    return f"produced by {node_label(node)}"
+
+
 def _yolov5(model, name, dims, in_dims) -> Head:
-    from .head import find_head
+    from .head import NotDetection, find_head
 
     try:
         h = find_head(model, output=name)
+    except NotDetection:
+        raise
     except TrtDeployError as exc:
         raise TrtDeployError(f"[B, N, 5+nc] rows but not a YOLOv5 Detect head ({exc}); YOLOX and other "
                              "decoded [B, N, 5+nc] heads without anchor constants are not supported") from None
     return Head(family="yolov5", label="yolov5", output=name, input_name=h.input_name, input_shape=in_dims,
-                output_shape=dims, num_classes=h.num_classes, boxes="cxcywh",
+                output_shape=dims, num_classes=h.num_classes, boxes="cxcywh", layout="yolov5",
                 evidence=[f"YOLOv5 Detect: {len(h.convs)} levels, strides {h.strides}, {h.num_anchors} anchors"],
                 yolov5=h)
 
@@ -245,16 +308,33 @@ def _ancestors(prod, name: str, limit: int = 200000):
         stack.extend(x for x in node.input if x)
 
 
-def _end2end_classes(g, prod, concat) -> int | None:
-    """nc of an end-to-end head: the integer constant its class column is taken modulo (index % nc of
-    a TopK over the flattened anchors x classes), or divided by (RT-DETR's index - index // nc * nc)."""
-    if len(concat.input) < 2:
-        return None
-    for n in _ancestors(prod, concat.input[-1], limit=64):
+def _nearest_ancestors(prod, name: str, limit: int):
+    """Up to ``limit`` nodes ``name`` depends on, nearest first (breadth first)."""
+    seen, queue, out = set(), [name], []
+    while queue and len(out) < limit:
+        node = prod.get(queue.pop(0))
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        out.append(node)
+        queue.extend(x for x in node.input if x)
+    return out
+
+
+def _end2end_classes(g, prod, shapes, column: str) -> int | None:
+    """nc of an end-to-end head from its class column's ancestors: the integer constant it is taken
+    modulo (index % nc of a TopK over the flattened anchors x classes) or divided by (RT-DETR's
+    index - index // nc * nc), or the width of the class scores an ArgMax reads (agnostic exports)."""
+    for n in _nearest_ancestors(prod, column, 64):
         if n.op_type in ("Mod", "Div") and len(n.input) == 2:
             v = constant_value(n.input[1], g, prod)
             if v is not None and v.size == 1 and np.issubdtype(v.dtype, np.integer) and int(v) > 0:
                 return int(v)
+        if n.op_type == "ArgMax":
+            d = shapes.get(n.input[0])
+            axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
+            if d and isinstance(d[axis], int):
+                return d[axis]
     return None
 
 
@@ -290,7 +370,8 @@ def describe(model: onnx.ModelProto) -> dict | None:
     if already_patched(model):
         return {"family": "patched", "outputs": [o.name for o in model.graph.output]}
     prod = producers(model.graph)
-    if not any((dims_of(o) is None or len(dims_of(o)) == 3) and getattr(prod.get(o.name), "op_type", "") == "Concat"
+    if not any((dims_of(o) is None or len(dims_of(o)) == 3)
+               and getattr(_through(prod, o.name), "op_type", "") in ("Concat", "Transpose")
                for o in model.graph.output):
         return None  # every supported head ends in a Concat of rank 3: skip the shape inference otherwise
     try:

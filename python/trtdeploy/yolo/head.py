@@ -19,6 +19,10 @@ from .._shapes import propagate
 from ..errors import TrtDeployError
 
 
+class NotDetection(TrtDeployError):
+    """A YOLOv5 head that is not a detection head (segmentation): refused as it is, never retried as another family."""
+
+
 @dataclass
 class YoloHead:
     output: str                  # the original decoded output [B, N, nc + 5]
@@ -108,6 +112,13 @@ def find_head(model: onnx.ModelProto, output: str | None = None, anchors: list[f
     if len(na_set) != 1:
         raise TrtDeployError(f"levels have different anchor counts {sorted(na_set)}")
     na = na_set.pop()
+    raw = _without_sigmoid(g, output, {c.output[0]: c for c in leaf})
+    if raw is not None:
+        extra = [f"output '{o.name}' {dims_of(o)}" for o in g.output if o.name != output and len(dims_of(o) or []) == 4]
+        raise NotDetection(f"a YOLOv5 segmentation head: part of conv '{raw.name}''s {no} values per anchor reach "
+                           f"output '{output}' without a Sigmoid (mask coefficients, so not {no - 5} classes)"
+                           + (f"; {extra[0]} holds the mask prototypes" if extra else "")
+                           + "; only detection heads are supported")
     leaf.sort(key=lambda c: -chans[c.output[0]][2] * chans[c.output[0]][3])  # finest grid first
     in_h = probe[2]
     strides = []
@@ -126,6 +137,24 @@ def find_head(model: onnx.ModelProto, output: str | None = None, anchors: list[f
     return YoloHead(output=output, convs=[c.output[0] for c in leaf], conv_nodes=[c.name for c in leaf],
                     num_classes=no - 5, num_anchors=na, anchors=per_level, strides=strides,
                     input_name=image.name, input_shape=in_dims)
+
+
+def _without_sigmoid(g: onnx.GraphProto, output: str, convs: dict) -> onnx.NodeProto | None:
+    """A detection conv whose values reach ``output`` on some path without a Sigmoid (data paths only:
+    Shape ends a path), or None. YOLOv5's Detect applies the Sigmoid to every value of the conv; its
+    Segment splits off the mask coefficients first and passes them on raw."""
+    prod = producers(g)
+    seen, stack = set(), [output]
+    while stack:
+        name = stack.pop()
+        if name in convs:
+            return convs[name]
+        node = prod.get(name)
+        if node is None or id(node) in seen or node.op_type in ("Sigmoid", "Shape", "Size"):
+            continue
+        seen.add(id(node))
+        stack.extend(x for x in node.input if x)
+    return None
 
 
 def _level_anchors(model, anc, conv, na) -> list[float]:

@@ -10,14 +10,20 @@ with D = max_detections and rows past num_detections zero. The batch is dynamic 
 
 Raw head ``[B, 4+nc, N]``: score = max class probability and class = its argmax (first on ties),
 both from one TopK(k=1) over the classes; the K best anchors by score (TopK, K <= 3840, TensorRT's
-limit; INMSLayer considers at most 5000) go to ONNX NonMaxSuppression (TensorRT 10 and 11 import it
-as INMSLayer), class-aware by giving each box its score in its own class column only (no
-coordinate offsets, so nothing leaves the float16 range), with the score threshold as its
-``score_threshold`` input. The kept (image, box) pairs are scattered back as their scores into a
-[B, K] tensor of -1, and one TopK(D) per image orders them into the fixed-size outputs.
+limit; INMSLayer considers at most 5000; ultralytics' own predict/val give NMS up to 30000, so with
+many candidates above the threshold the results differ) go to ONNX NonMaxSuppression (TensorRT 10
+and 11 import it as INMSLayer), class-aware by giving each box its score in its own class column
+and -1 in the others (below any threshold, whether NMS compares with > or >=; no coordinate
+offsets, so nothing leaves the float16 range), with the score threshold as its ``score_threshold``
+input. The kept (image, box) pairs are scattered back as their scores into a [B, K] tensor of -1,
+and one TopK(D) per image orders them into the fixed-size outputs. One dummy candidate per image (a
+zero-area box scoring 2 in class 0, dropped after the scatter) keeps every tensor after NMS
+non-empty when nothing passes the threshold.
 
 End-to-end head ``[B, K, 6]``: no NMS; RT-DETR's normalized cx, cy, w, h become x1, y1, x2, y2 and
-are scaled by the input width/height; then the same TopK(D) + threshold tail.
+are scaled by the input width/height; then the same TopK(D) + threshold tail. The RT-DETR head of
+ultralytics <= 8.3, ``[B, K, 4+nc]``, first gets score = best class and class = its first argmax
+(TopK k=1 over the class columns).
 
 Only ops that TensorRT 10/11 import from ONNX, no NonZero, no float values outside float16's range;
 comparisons (Greater) and TopK/NonMaxSuppression keep their float32 inputs under ``trtdeploy fp16``.
@@ -48,24 +54,39 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
         raise TrtDeployError(f"--score-threshold {score_threshold}: must be in [0, 1)")
     if not 0.0 <= iou_threshold <= 1.0:
         raise TrtDeployError(f"--iou-threshold {iou_threshold}: must be in [0, 1]")
-    rows = head.output_shape[1] if head.family != "yolov8" else None
-    static_rows = rows if isinstance(rows, int) and all(isinstance(d, int) for d in head.input_shape[2:]) else None
+    if max_detections is None and head.rows is not None and head.rows > TOPK_LIMIT:
+        raise TrtDeployError(f"the head gives K = {head.rows} rows per image, more than TensorRT's TopK takes "
+                             f"({TOPK_LIMIT}), and the default keeps all K: pass --max-detections N with N <= "
+                             f"{TOPK_LIMIT} (the N highest-scoring rows are kept)")
     if max_detections is None:
-        max_detections = static_rows or 300
+        max_detections = head.rows or 300
     if not 1 <= max_detections <= TOPK_LIMIT:
         raise TrtDeployError(f"--max-detections {max_detections}: must be in 1..{TOPK_LIMIT} (TensorRT's TopK limit)")
-    opts = {"family": head.family, "score_threshold": float(score_threshold), "max_detections": int(max_detections)}
+    opts = {"family": head.family, "layout": head.layout, "num_classes": head.num_classes,
+            "score_threshold": float(score_threshold), "max_detections": int(max_detections)}
     if head.family == "yolov8":
         topk = min(5 * max_detections, TOPK_LIMIT) if topk is None else topk
         if not max_detections <= topk <= TOPK_LIMIT:
             raise TrtDeployError(f"--topk {topk}: must be between --max-detections ({max_detections}) and "
                                  f"{TOPK_LIMIT} (TensorRT's TopK limit)")
-        opts.update(iou_threshold=float(iou_threshold), topk=int(topk), agnostic=bool(agnostic),
-                    num_classes=head.num_classes)
+        opts.update(iou_threshold=float(iou_threshold), topk=int(topk), agnostic=bool(agnostic))
     elif topk is not None or agnostic:
         raise TrtDeployError(f"--topk/--agnostic apply to heads that need NMS; '{head.output}' is {head.label} "
                              "(NMS-free)")
     return opts
+
+
+LOW_THRESHOLD = 0.05  # below this, many candidates may pass: the --topk bound is said
+
+
+def topk_note(opts: dict, topk_given: bool) -> str | None:
+    """What the --topk bound means when a low score threshold lets many candidates through (None otherwise)."""
+    if opts["family"] != "yolov8" or topk_given or opts["score_threshold"] >= LOW_THRESHOLD:
+        return None
+    more = "" if opts["topk"] >= TOPK_LIMIT else f"; --topk {TOPK_LIMIT} (TensorRT's TopK limit) narrows the gap"
+    return (f"at --score-threshold {opts['score_threshold']:g}, NMS sees only the {opts['topk']} best candidates per "
+            f"image (--topk, default 5 x --max-detections, at most {TOPK_LIMIT}); ultralytics' predict/val give it up "
+            f"to 30000 (max_nms), so detections can differ where more candidates pass the threshold{more}")
 
 
 def append_postprocess(model: onnx.ModelProto, head: Head, opts: dict) -> onnx.ModelProto:
@@ -116,9 +137,7 @@ def _rows_known(head: Head, opts: dict) -> bool:
     """Whether the candidates certainly number at least max_detections (else they are padded)."""
     if head.family == "yolov8":
         return True  # K >= max_detections by construction
-    rows = head.output_shape[1]
-    return isinstance(rows, int) and all(isinstance(d, int) for d in head.input_shape[2:]) \
-        and rows >= opts["max_detections"]
+    return head.rows is not None and head.rows >= opts["max_detections"]
 
 
 def _raw_candidates(e: Emitter, head: Head, opts: dict, thr: str):
@@ -144,23 +163,32 @@ def _raw_candidates(e: Emitter, head: Head, opts: dict, thr: str):
                    base="det_xyxy", axis=1)
     boxes = e.op("Transpose", [corners], base="det_boxes", perm=[0, 2, 1])
     class_k = e.op("GatherElements", [label, index_k], base="det_class_k", axis=1)
-    score_row = e.op("Reshape", [score_k, e.ints("det_row", [0, 1, -1])], base="det_score_row")
+    # One candidate more per image, column K: score 2 (above any threshold) in class 0 and a zero-area
+    # box (it suppresses nothing). NMS selects it in every image, so neither its output nor anything
+    # after it is ever empty (zero-volume tensors have a history of trouble in TensorRT); its column
+    # is dropped after the scatter.
+    score_x = e.pad(score_k, [0, 0, 0, 1], 2.0, base="det_dummy_score")
+    boxes_x = e.pad(boxes, [0, 0, 0, 0, 1, 0], 0.0, base="det_dummy_box")
+    score_row = e.op("Reshape", [score_x, e.ints("det_row", [0, 1, -1])], base="det_score_row")
     if opts["agnostic"]:
         nms_scores = score_row
-    else:  # each box's score in its own class column, 0 elsewhere: per-class NMS without offsets
-        classes_col = e.ints("det_class_ids", np.arange(nc).reshape(1, nc, 1))
-        own = e.op("Equal", [e.op("Reshape", [class_k, e.ints("det_row", [0, 1, -1])], base="det_class_row"),
+    else:  # each box's score in its own class column, -1 (below any threshold) elsewhere: per-class NMS
+        classes_col = e.ints("det_class_ids", np.arange(nc).reshape(1, nc, 1))  # without coordinate offsets
+        class_x = e.pad(class_k, [0, 0, 0, 1], base="det_dummy_class")  # class 0
+        own = e.op("Equal", [e.op("Reshape", [class_x, e.ints("det_row", [0, 1, -1])], base="det_class_row"),
                              classes_col], base="det_own_class")
-        nms_scores = e.op("Where", [own, score_row, e.const("det_zero", np.array(0.0, np.float32))],
+        nms_scores = e.op("Where", [own, score_row, e.const("det_other_class", np.array(-1.0, np.float32))],
                           base="det_nms_scores")
-    selected = e.op("NonMaxSuppression", [boxes, nms_scores, e.ints("det_max_per_class", [opts["max_detections"]]),
+    per_class = e.ints("det_max_per_class", [opts["max_detections"] + 1])  # + the dummy in class 0
+    selected = e.op("NonMaxSuppression", [boxes_x, nms_scores, per_class,
                                           e.const("det_iou", np.array([opts["iou_threshold"]], np.float32)), thr],
                     base="det_nms", center_point_box=0)
     pairs = e.op("Gather", [selected, e.ints("det_batch_box", [0, 2])], base="det_pairs", axis=1)
-    kept = e.op("GatherND", [score_k, pairs], base="det_kept")
-    none = e.op("ConstantOfShape", [e.op("Shape", [score_k], base="det_shape")], base="det_none",
+    kept = e.op("GatherND", [score_x, pairs], base="det_kept")
+    none = e.op("ConstantOfShape", [e.op("Shape", [score_x], base="det_shape")], base="det_none",
                 value=helper.make_tensor("value", TP.FLOAT, [1], [-1.0]))
-    scores = e.op("ScatterND", [none, pairs, kept], base="det_nms_kept")
+    scattered = e.op("ScatterND", [none, pairs, kept], base="det_nms_kept_x")
+    scores = e.slice(scattered, [0], [k], [1], base="det_nms_kept")
     return scores, boxes, class_k
 
 
@@ -168,8 +196,14 @@ def _end2end_candidates(e: Emitter, head: Head, in_dims):
     """[B, K, 6] -> scores [B, K], boxes [B, K, 4] x1y1x2y2 pixels, classes [B, K] (float)."""
     y = head.output
     box = e.slice(y, [0], [4], [2], base="det_box")
-    score = e.op("Flatten", [e.slice(y, [4], [5], [2], base="det_score_col")], base="det_score", axis=1)
-    cls = e.op("Flatten", [e.slice(y, [5], [6], [2], base="det_class_col")], base="det_class", axis=1)
+    if head.layout == "class-probs":  # [B, K, 4+nc]: score = the best class, class = its first argmax
+        best, label = e.topk(e.slice(y, [4], [4 + head.num_classes], [2], base="det_class_probs"), 1, axis=2,
+                             base="det_best_class")
+        score = e.op("Flatten", [best], base="det_score", axis=1)
+        cls = e.op("Flatten", [label], base="det_class", axis=1)
+    else:
+        score = e.op("Flatten", [e.slice(y, [4], [5], [2], base="det_score_col")], base="det_score", axis=1)
+        cls = e.op("Flatten", [e.slice(y, [5], [6], [2], base="det_class_col")], base="det_class", axis=1)
     if head.boxes == "cxcywh-normalized":
         xy = e.slice(box, [0], [2], [2], base="det_xy")
         wh = e.slice(box, [2], [4], [2], base="det_wh")

@@ -3,12 +3,15 @@ patched model with (tests check it against ultralytics' own output, tests/fixtur
 
 Raw heads ``[B, 4+nc, N]`` (ultralytics.utils.nms.non_max_suppression, multi_label=False): score =
 best class probability, class = its first argmax; candidates score > conf (float32 compare); at most
-``topk`` of them, best first (ultralytics' own ``nms=True`` export bounds them to 5 * max_det too);
+``topk`` of them, best first (ultralytics' predict/val take up to max_nms = 30000; the patched model's
+TopK cannot take more than 3840, so ``topk`` is the patched model's bound, not ultralytics');
 cx, cy, w, h -> x1, y1, x2, y2; greedy NMS in score order, a box dropped when its IoU with a kept
 box of the same class (any class with ``agnostic``) is > iou; the first max_det kept.
 End-to-end heads ``[B, K, 6]`` (the end-to-end branch of non_max_suppression, RTDETRPredictor):
 rows with score > conf in their order, the first max_det; RT-DETR's normalized cx, cy, w, h become
-x1, y1, x2, y2 times the input width/height.
+x1, y1, x2, y2 times the input width/height. The RT-DETR head of ultralytics <= 8.3 ``[B, K, 4+nc]``
+(RTDETRPredictor of 8.3): score = best class probability, class = its first argmax, the max_det
+best rows above conf.
 
 Boxes are compared as diagonal corners (as ONNX NonMaxSuppression and TensorRT's INMSLayer read
 them); boxes with no area never suppress. Near-ties are decided the way the model under test
@@ -124,16 +127,24 @@ def raw(pred: np.ndarray, conf: float, iou: float, max_det: int, topk: int, agno
 
 
 def end2end(rows: np.ndarray, conf: float, max_det: int, normalized_size: tuple[int, int] | None = None,
-            kept: Callable | None = None, score_tie: float = SCORE_TIE) -> Detections:
-    """One image of an end-to-end head [K, 6]; ``normalized_size`` (H, W) for RT-DETR's boxes."""
+            kept: Callable | None = None, score_tie: float = SCORE_TIE, class_probs: bool = False) -> Detections:
+    """One image of an end-to-end head [K, 6]; ``normalized_size`` (H, W) for RT-DETR's boxes. With
+    ``class_probs``, the RT-DETR head of ultralytics <= 8.3 [K, 4+nc]: score = the best class
+    probability, class = its first argmax (RTDETRPredictor.postprocess of 8.3), and the max_det
+    best rows are kept (that predictor kept every row above conf, in query order)."""
     box = rows[:, :4]
     if normalized_size is not None:
         h, w = normalized_size
         box = _corners(box) * np.array([w, h, w, h], np.float32)
-    classes = rows[:, 5].astype(np.int64)
+    if class_probs:
+        score, classes = rows[:, 4:].max(1), rows[:, 4:].argmax(1).astype(np.int64)
+    else:
+        score, classes = rows[:, 4], rows[:, 5].astype(np.int64)
     ties: list[str] = []
-    decide = None if kept is None else (lambda i: kept(box[i], rows[i, 4], classes[i]))
-    keep = np.flatnonzero(_above(rows[:, 4], conf, decide, ties, score_tie))
+    decide = None if kept is None else (lambda i: kept(box[i], score[i], classes[i]))
+    keep = np.flatnonzero(_above(score, conf, decide, ties, score_tie))
     count = len(keep)
+    if class_probs:  # best first (ties: lower row first); [K, 6] rows come sorted from the export's TopK
+        keep = keep[np.lexsort((keep, -score[keep].astype(np.float64)))]
     keep = keep[:max_det]
-    return Detections(box[keep].astype(np.float32), rows[keep, 4], classes[keep], count, ties=ties)
+    return Detections(box[keep].astype(np.float32), score[keep], classes[keep], count, ties=ties)
