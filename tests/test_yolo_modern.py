@@ -5,6 +5,7 @@ batch 1, 2 and 3 (real exports, tests/fixtures/make_ultralytics_fixtures.py), re
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -574,6 +575,33 @@ def test_cli_patch_verifies_by_default_and_verify(tmp_path):
     assert proc.returncode == 0 and "checked: batch 2 against the reference" in proc.stderr, proc.stderr
     proc = run_cli("inspect", fixture_path("yolov10n_end2end"))
     assert "detector: yolov10-end2end (80 classes) on 'output0' [1, 300, 6]" in proc.stdout
+
+
+def test_cli_verify_refuses_files_that_do_not_belong_together_and_bad_inputs(tmp_path):
+    """A patched model checked against another export, or --inputs that are no .npz or do not fit:
+    one line each, exit 1 (were a KeyError/EOFError traceback or onnxruntime's dimension error)."""
+    out = tmp_path / "v8.onnx"
+    assert run_cli("yolo", "patch", fixture_path("yolov8n_640"), "-o", out, "--no-verify").returncode == 0
+    for original, message in [("yolo11n_384x640", r"input 'images' is \[1, 3, 384, 640\] in ORIGINAL, "
+                                                   r"\[batch, 3, 640, 640\] in PATCHED"),
+                               ("yolov8n_dynamic", r"input 'images' is \[batch, 3, height, width\] in ORIGINAL"),
+                               ("yolo26n_end2end", r"its head .output0. is \[batch, 84, 8400\], the output of "
+                                                   r"ORIGINAL \[1, 300, 6\]"),
+                               ("yolov5_p5_op13", r"not made from ORIGINAL")]:
+        proc = run_cli("yolo", "verify", fixture_path(original), out)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert re.search(message, proc.stderr.splitlines()[-1]), proc.stderr
+    (tmp_path / "junk.npz").write_text("junk")
+    np.savez(tmp_path / "other.npz", x=np.zeros((1, 3, 640, 640), np.float32))
+    np.savez(tmp_path / "small.npz", images=np.zeros((1, 3, 320, 320), np.float32))
+    for npz, message in [("junk.npz", "not an .npz file"), ("missing.npz", "no such file"),
+                         ("other.npz", "'x' is not an input of the model"),
+                         ("small.npz", r"'images' has shape \[1, 3, 320, 320\], the model takes")]:
+        for cmd in (["patch", fixture_path("yolov8n_640"), "-o", tmp_path / "never.onnx"],
+                    ["verify", fixture_path("yolov8n_640"), out]):
+            proc = run_cli("yolo", *cmd, "--inputs", tmp_path / npz)
+            assert proc.returncode == 1 and re.search(message, proc.stderr.splitlines()[-1]), proc.stderr
+    assert not (tmp_path / "never.onnx").exists()
 
 
 def test_cli_low_threshold_says_the_topk_bound(tmp_path):

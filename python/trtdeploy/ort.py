@@ -215,9 +215,17 @@ def random_inputs(model: onnx.ModelProto, shapes: dict[str, list[int]], seed: in
     return feeds
 
 
-def load_inputs(path: str | os.PathLike, model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Input values from an .npz (one array per input name), checked against the model's inputs."""
+def load_inputs(path: str | os.PathLike, model: onnx.ModelProto, any_batch: bool = False) -> dict[str, np.ndarray]:
+    """Input values from an .npz (one array per input name), checked against the model's inputs
+    (``any_batch``: but for the size of axis 0, which the command makes dynamic)."""
+    import zipfile
+
     try:
+        if not os.path.isfile(path):
+            raise TrtDeployError(f"--inputs {path}: no such file")
+        if not zipfile.is_zipfile(path):
+            raise TrtDeployError(f"--inputs {path}: not an .npz file (np.savez writes one: a zip of arrays named "
+                                 "after the inputs)")
         with np.load(path) as data:
             feeds = {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError) as exc:
@@ -232,8 +240,8 @@ def load_inputs(path: str | os.PathLike, model: onnx.ModelProto) -> dict[str, np
         if want is not None and arr.dtype != np.dtype(want):
             raise TrtDeployError(f"--inputs {path}: '{name}' is {arr.dtype}, the model takes {np.dtype(want)}")
         dims = dims_of(inputs[name])
-        if dims is not None and (len(dims) != arr.ndim or any(isinstance(d, int) and d != s
-                                                               for d, s in zip(dims, arr.shape))):
+        if dims is not None and (len(dims) != arr.ndim or any(isinstance(d, int) and d != s and (i or not any_batch)
+                                                               for i, (d, s) in enumerate(zip(dims, arr.shape)))):
             raise TrtDeployError(f"--inputs {path}: '{name}' has shape {list(arr.shape)}, the model takes "
                                  f"{_fmt(dims)}")
     return feeds

@@ -57,18 +57,10 @@ def run(args):
     return _patch(args) if args.yolo_command == "patch" else _verify(args)
 
 
-def _feeds(path):
-    if not path:
-        return None
-    import numpy as np
+def _feeds(path, model):
+    from ..ort import load_inputs
 
-    from ..errors import TrtDeployError
-
-    try:
-        with np.load(path) as d:
-            return {k: d[k] for k in d.files}
-    except (OSError, ValueError) as exc:
-        raise TrtDeployError(f"--inputs {path}: {exc}") from None
+    return load_inputs(path, model, any_batch=True) if path else None  # the batch is made dynamic
 
 
 def _patch(args):
@@ -78,7 +70,7 @@ def _patch(args):
 
     out = output_path(args)
     model = load(args.model)
-    shapes, feeds = parse_shapes(args.shapes), _feeds(args.inputs)
+    shapes, feeds = parse_shapes(args.shapes), _feeds(args.inputs, model)
     v5_flags = [f for f, on in (("--anchors", args.anchors), ("--num-classes", args.num_classes is not None),
                                 ("--nms", args.nms), ("--score-mode", args.score_mode != "obj*cls"),
                                 ("--max-output-boxes", args.max_output_boxes is not None)) if on]
@@ -199,7 +191,8 @@ def _verify(args):
     from ..ort import parse_shapes
     from ..yolo.verify import verify
 
-    r = verify(load(args.original), load(args.patched), feeds=_feeds(args.inputs), shapes=parse_shapes(args.shapes))
+    original = load(args.original)
+    r = verify(original, load(args.patched), feeds=_feeds(args.inputs, original), shapes=parse_shapes(args.shapes))
     if args.json:
         print(json.dumps(r, indent=2))
     elif r["family"] == "yolov5":

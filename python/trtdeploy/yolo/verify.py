@@ -111,6 +111,7 @@ def verify(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | No
     """`yolo verify`: the YoloLayer_TRT check for YOLOv5 patches, verify_detections otherwise; for a
     patched model converted to float16, its post-processing against the reference on its own head
     output (verify_postprocess with FLOAT16 tolerances), said in the report's ``note``."""
+    _made_from(original, patched)
     if any(n.op_type == "YoloLayer_TRT" for n in patched.graph.node):
         report = verify_patch(original, patched, feeds=feeds, shapes=shapes, seed=seed)
         return {"family": "yolov5", **report}
@@ -120,6 +121,38 @@ def verify(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | No
                           "own head output; compare the float16 trunk with `trtdeploy fp16 --verify` on the export")
         return report
     return verify_detections(original, patched, feeds=feeds, shapes=shapes, seed=seed)
+
+
+def _made_from(original: onnx.ModelProto, patched: onnx.ModelProto) -> None:
+    """Refuse two files that cannot be an export and its patch: other input names, a static size that
+    differs (the patch may only have made a dim dynamic), or, for the new families, no head output of
+    that name in the original."""
+    from .._graph import data_inputs, dims_of, format_dims
+
+    theirs = {vi.name: vi for vi in data_inputs(patched.graph)}
+    for vi in data_inputs(original.graph):
+        if vi.name not in theirs:
+            raise TrtDeployError(f"PATCHED was not made from ORIGINAL: it has no input '{vi.name}' "
+                                 f"(its inputs: {', '.join(theirs) or 'none'})")
+        a, b = dims_of(vi), dims_of(theirs[vi.name])
+        if a is not None and b is not None and (len(a) != len(b) or any(
+                isinstance(y, int) and x != y for x, y in zip(a, b))):  # a patch may make a dim dynamic, no more
+            raise TrtDeployError(f"PATCHED was not made from ORIGINAL: input '{vi.name}' is {format_dims(a)} in "
+                                 f"ORIGINAL, {format_dims(b)} in PATCHED")
+    if any(n.op_type == "YoloLayer_TRT" for n in patched.graph.node):
+        return
+    from .._shapes import propagate
+
+    head = patch_options(patched).get("head_output")
+    outputs = {o.name: dims_of(o) for o in original.graph.output}
+    if head not in outputs:
+        raise TrtDeployError(f"PATCHED was not made from ORIGINAL: its head '{head}' is not an output of ORIGINAL "
+                             f"(outputs: {', '.join(outputs)})")
+    a, b = outputs[head], (propagate(patched).get(head) or (None, None))[1]
+    if a is not None and b is not None and (len(a) != len(b) or any(
+            isinstance(x, int) and isinstance(y, int) and x != y for x, y in zip(a, b))):
+        raise TrtDeployError(f"PATCHED was not made from ORIGINAL: its head '{head}' is {format_dims(b)}, the output "
+                             f"of ORIGINAL {format_dims(a)}")
 
 
 DYNAMIC_HW = (480, 640)  # a dynamic H/W is checked at this size by default: not square, so a swap of W and H shows
