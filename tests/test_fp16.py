@@ -117,6 +117,23 @@ def test_error_ratio_slices_catch_a_dead_class_and_ignore_small_slices():
     assert _error_ratio(got_s, yard_s, small)[0] < FP16_SPREAD_FACTOR
 
 
+def test_error_ratio_judges_no_error_below_float16s_smallest_subnormal():
+    """PP-OCRv4 det on a plain page: probabilities of ~1e-6, where a slice the yardstick rounds without
+    error saw 1e-10 from the float16 model and was refused at '9.31e+19x'. Below 2**-24 per element
+    there is no float16 error to judge; a collapsed output of that scale still is one."""
+    from trtdeploy.verify.fp16 import FP16_SPREAD_FACTOR, _error_ratio
+
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0, 3e-6, (1, 1, 320, 320))
+    ref[..., 60, :] = 1e-15  # a row of sigmoid(-35): its own scale gave a floor of 1e-19
+    yard = ref.copy()  # rounding activations to float16 changed nothing here
+    got = ref + np.abs(rng.normal(0, 1e-10, ref.shape))
+    assert _error_ratio(got, yard, ref)[0] < 1
+    big = ref * 1e5  # the same model's output at a scale float16 resolves: a collapse is caught
+    assert _error_ratio(np.zeros_like(big), big * (1 + rng.normal(0, 5e-4, big.shape)), big)[0] \
+        > 10 * FP16_SPREAD_FACTOR
+
+
 def test_fp16_of_detectors_compares_what_their_selections_read(tmp_path):
     """TopK/NMS rows reorder under float16 and onnxruntime cannot run a plugin: the check compares the
     tensors flowing into those (and, for a `yolo patch` model, its post-processing against the

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 FP16_SPREAD_FACTOR = 5.0    # measured: the float16 model's error is 0.1-2.4x the yardstick's (see fp16_outputs)
 FP16_FLOOR = 1e-4           # of the output's range: errors below it per element pass
+FP16_TINY = 2.0 ** -24      # float16's smallest subnormal: an absolute error below it per element is not float16's
 FP16_SLICE = 256            # elements a slice needs for its mean error to be compared (smaller ones are noise:
 #                             the per-anchor rows [64] of an RT-DETR encoder reach 5.7x on 1 of 3150 by chance)
 
@@ -215,8 +216,8 @@ def _overflow_message(original, new, feeds, name: str, where: str) -> str:
 
 def _error_ratio(got, yard, ref) -> tuple[float, float, float, str]:
     """max over the whole tensor and over each slice (one index along one axis, of FP16_SLICE+ elements) of
-    mean|got - ref| / (mean|yard - ref| + FP16_FLOOR * max|ref|), over ref's finite elements, the floor
-    taken over the same elements (a class row of probabilities is judged on its own scale, not on that
+    mean|got - ref| / (mean|yard - ref| + FP16_FLOOR * max|ref| + FP16_TINY), over ref's finite elements,
+    the floor taken over the same elements (a class row of probabilities is judged on its own scale, not on that
     of box coordinates in pixels); with the two means and where ('' or ' in axis A index I') of the worst."""
     import numpy as np
 
@@ -225,14 +226,14 @@ def _error_ratio(got, yard, ref) -> tuple[float, float, float, str]:
         d = np.where(finite, np.abs(got - ref), 0.0)
         y = np.where(finite, np.abs(yard - ref), 0.0)
     a = np.abs(np.where(finite, ref, 0.0))
-    floor = FP16_FLOOR * a.max(initial=0.0) + 1e-30
+    floor = FP16_FLOOR * a.max(initial=0.0) + FP16_TINY
     worst = (d.mean() / (y.mean() + floor), float(d.mean()), float(y.mean()), "")
     for axis in range(d.ndim):
         if d.size // max(d.shape[axis], 1) < FP16_SLICE or d.shape[axis] < 2:
             continue
         rest = tuple(x for x in range(d.ndim) if x != axis)
         dm, ym = d.mean(rest), y.mean(rest)
-        ratio = dm / (ym + FP16_FLOOR * a.max(rest) + 1e-30)
+        ratio = dm / (ym + FP16_FLOOR * a.max(rest) + FP16_TINY)
         k = int(np.argmax(ratio))
         if ratio[k] > worst[0]:
             worst = (ratio[k], float(dm[k]), float(ym[k]), f" in axis {axis} index {k}")
