@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import onnx
 import pytest
@@ -314,10 +316,53 @@ def test_body_shapes_follow_the_new_batch():
 
     for name in ("if_model", "loop_model"):
         m = load_fixture(name)
+        if name == "if_model":
+            m = _if_decided_by(m, "constant")  # its own condition reads x's values: refused (test below)
         dyn = make_dynamic(m)
+        assert dims_of(dyn.graph.output[0])[0] != 1  # was declared [1, 4] (inferred from the old bodies)
         bodies = list(iter_graphs(dyn.graph))[1:]
         assert bodies and all(dims_of(vi) == [None] * len(dims_of(vi)) for b in bodies for vi in list(b.input) + list(b.output)
                               if dims_of(vi) is not None)
         assert [c["check"] for c in verify_dynamic(m, dyn)["checks"]] == [f"batch={b} vs original" for b in (1, 2, 3)]
         x = np.random.default_rng(0).random((2, dims_of(m.graph.input[0])[1]), dtype=np.float32)
         assert ort_run(dyn, {"x": x})[0].shape[0] == 2
+
+
+def _if_decided_by(m: onnx.ModelProto, how: str) -> onnx.ModelProto:
+    """if_model with its condition from a constant, from x's shape, from x's values (as shipped), or from
+    the shape of NonZero(x) (sized by the values)."""
+    from onnx import helper, numpy_helper
+
+    m = copy.deepcopy(m)
+    g = m.graph
+    keep = [n for n in g.node if n.op_type == "If"]
+    extra = {
+        "constant": [],
+        "shape": [helper.make_node("Size", ["x"], ["n"], name="size"),
+                  helper.make_node("Greater", ["n", "zero_i"], ["cond"], name="gt")],
+        "values": [n for n in g.node if n.op_type != "If"],
+        "nonzero": [helper.make_node("NonZero", ["x"], ["nz"], name="nonzero"),
+                    helper.make_node("Size", ["nz"], ["n"], name="size"),
+                    helper.make_node("Greater", ["n", "zero_i"], ["cond"], name="gt")],
+    }[how]
+    del g.node[:]
+    g.node.extend(extra + keep)
+    g.initializer.append(numpy_helper.from_array(np.array(0, np.int64), "zero_i"))
+    if how == "constant":
+        g.initializer.append(numpy_helper.from_array(np.array(True), "cond"))
+    return m
+
+
+def test_a_condition_from_the_batch_values_is_refused():
+    """if_model decides its branch from sum(x) > 0: made batch-dynamic, a batch [[1,1,1,1], [-3,-3,-3,-3]]
+    gave sample 0 the else branch ([0, 0, 0, 0] where the original gives [1, 2, 3, 4]); random inputs in
+    [0, 1) never showed it. A condition from x's shape is the same for every sample and is kept."""
+    m = load_fixture("if_model")
+    for how in ("values", "nonzero"):
+        with pytest.raises(TrtDeployError, match=r"cannot make 'x' batch-dynamic: 'branch' \(If\) decides from 'cond', "
+                                                 r"which is computed from the input's values"):
+            make_dynamic(_if_decided_by(m, how))
+    dyn = make_dynamic(_if_decided_by(m, "shape"))
+    x = np.array([[1, 1, 1, 1], [-3, -3, -3, -3]], np.float32)
+    assert np.allclose(ort_run(dyn, {"x": x})[0], x * np.arange(1, 5, dtype=np.float32))
+    assert make_dynamic(m, {"x": {1: "n"}})  # another axis than the batch: one sample, one decision

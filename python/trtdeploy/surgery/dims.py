@@ -166,6 +166,7 @@ def make_dynamic(model: onnx.ModelProto, dims: DimSpec | None = None, *, symbol:
     cannot be done soundly (CannotRewrite: a node of the graph, rather than the arguments).
     """
     m = copy_model(model)
+    _clear_body_sizes(m)  # before the rewrite: an If's output dims are inferred from its bodies' outputs
     spec = {k: dict(v) for k, v in (dims or default_dims(m, symbol)).items()}
     _refuse_already_dynamic(m, spec)
     for name in sorted(keep_fixed or ()):
@@ -176,6 +177,8 @@ def make_dynamic(model: onnx.ModelProto, dims: DimSpec | None = None, *, symbol:
             raise TrtDeployError(f"--keep-fixed {name}: it is a {node.op_type}; only a Resize or a Slice can keep "
                                  "a fixed size (other shape operands must follow the input)")
     orig, probe, final = _plan(m, spec)
+    _refuse_batch_wide_decisions(m, [n for n, axes in spec.items()
+                                     if symbol in axes.values() or (0 in axes and symbol not in _symbols(spec))])
     rewriter = Rewriter(m, orig, probe, keep_fixed=set(keep_fixed or ()))
     rewriter.run()
     if guesses is not None:
@@ -185,8 +188,42 @@ def make_dynamic(model: onnx.ModelProto, dims: DimSpec | None = None, *, symbol:
             set_dims(vi, final[vi.name])
     _update_outputs(m, orig, probe, rewriter.PO.shapes(), rewriter.PP.shapes())
     m.graph.ClearField("value_info")  # stale: re-infer with onnx.shape_inference if needed
-    _clear_body_sizes(m)
     return m
+
+
+def _symbols(spec) -> set[str]:
+    return {sym for axes in spec.values() for sym in axes.values()}
+
+
+_RAGGED = {"NonZero", "NonMaxSuppression", "Unique", "Compress"}  # output sizes follow the input's values
+
+
+def _refuse_batch_wide_decisions(m: onnx.ModelProto, batched: list[str]) -> None:
+    """An If condition, or a Loop's trip count or condition, computed from the values of a batched input
+    is one decision for the whole batch: with several samples, each would follow the branch another
+    sample chose (no check on random inputs shows it). Refuse naming the node. Shapes do not carry
+    values (Shape/Size of an input are the same for every sample), except the shapes of outputs that
+    NonZero/NonMaxSuppression/Unique/Compress size from values."""
+    from .._graph import node_label, outer_references, subgraphs
+
+    values, ragged = set(batched), set()
+    for node in m.graph.node:
+        reads = list(node.input) + [r for g in subgraphs(node) for r in outer_references(g)]
+        if node.op_type in ("Shape", "Size"):
+            dep = bool(node.input) and node.input[0] in ragged
+        else:
+            dep = any(r in values for r in reads if r)
+        decides = {"If": node.input[:1], "Loop": node.input[:2]}.get(node.op_type, [])
+        bad = [d for d in decides if d and d in values]
+        if bad:
+            raise TrtDeployError(f"cannot make {', '.join(repr(b) for b in batched)} batch-dynamic: "
+                                 f"{node_label(node)} decides from '{bad[0]}', which is computed from the "
+                                 "input's values, so a batch of several samples would take one decision for all "
+                                 "of them; run the model one sample at a time")
+        if dep:
+            values.update(o for o in node.output if o)
+        if node.op_type in _RAGGED or any(r in ragged for r in reads if r):
+            ragged.update(o for o in node.output if o)
 
 
 def _clear_body_sizes(m: onnx.ModelProto) -> None:

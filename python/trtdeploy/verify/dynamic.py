@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..errors import TrtDeployError
-from . import Probe, _compare, _report, _sessions
+from . import Probe, _compare, _declared_shape, _report, _sessions
 
 if TYPE_CHECKING:
     import numpy as np  # noqa: F401
@@ -64,6 +64,7 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
     at.batch = {batch} if batch else set()  # given values are the first samples along it, and along nothing else
     batch_axis = {name: axis for (name, axis), s in at.dynamic.items() if s == batch}
     checks: list[dict] = []
+    notes: list[str] = []
 
     def run_dynamic(feeds, label):
         try:
@@ -110,6 +111,9 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
                     raise TrtDeployError(f"cannot check: the original model does not run on the check inputs "
                                          f"({exc}){hint}; give --shapes or --inputs, or --no-verify") from None
                 worst = max(worst, compare(f"{batch}={b}, samples {i}..{i + n - 1}", got, want, i // n, b // n))
+                if i == 0:  # the declared output dims against the run (an If output kept at [1, 4])
+                    notes += [note for name in want if (note := _declared_shape(name, dynamic, got[name], original,
+                                                                                want[name], f"at {batch}={b}"))]
             checks.append({"check": f"{batch}={b} vs original", "max_abs_diff": worst, "compared": True})
     others = at.sizes(1, set(syms) - {batch})
     if others:
@@ -130,7 +134,7 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
             what = "runs"
         checks.append({"check": f"{label}: {what} (no original at that size to compare with)",
                        "max_abs_diff": worst if batch else None, "compared": False})
-    report = _report(checks, [n for n in [at.unfit_note()] if n], probe)
+    report = _report(checks, list(dict.fromkeys(notes)) + [n for n in [at.unfit_note()] if n], probe)
     report["symbols"] = {s: {"input": i, "axis": a, "original": v} for s, (i, a, v) in syms.items()}
     return report
 
