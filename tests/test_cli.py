@@ -346,8 +346,8 @@ def test_inspect_with_external_data_names_the_detector_and_counts_bytes_alike(tm
     assert inline["initializer_bytes"] == sum(onnx.numpy_helper.to_array(t).nbytes for t in load_fixture("yolov5_p5_op13").graph.initializer)
     assert outside["detector"]["family"] == "yolov5" and outside["detector"] == inline["detector"]
     assert "detector: yolov5 (80 classes) on 'output0'" in run_cli("inspect", ext, cwd="/").stdout
-    proc = run_cli("inspect", external("yolov8n_640"), cwd="/")  # its DFL is recognized from weights
-    assert proc.returncode == 0 and "detector: not checked: recognizing the head reads weights" in proc.stdout, proc.stderr
+    proc = run_cli("inspect", external("yolov8n_640"), cwd="/")  # its DFL weight [1, 16, 1, 1] is read, no other
+    assert proc.returncode == 0 and "detector: yolov8 (80 classes) on 'output0'" in proc.stdout, proc.stderr
     (tmp_path / "yolov5_p5_op13.bin").unlink()
     proc = run_cli("inspect", ext, cwd=tmp_path)
     assert proc.returncode == 0 and "detector: not checked: the external data could not be read" in proc.stdout, proc.stderr

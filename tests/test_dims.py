@@ -11,6 +11,7 @@ from conftest import load_fixture, ort_run
 
 from trtdeploy import TrtDeployError, make_dynamic, parse_dims
 from trtdeploy._graph import dims_of
+from trtdeploy._shapes import set_dims
 from trtdeploy.surgery.dims import _factorize, default_dims, is_shape_input
 
 BATCH_CASES = ["view_cnn", "const_reshape", "flatten", "retina_head", "cls_token", "fpn_interp",
@@ -320,6 +321,11 @@ def test_body_shapes_follow_the_new_batch():
             m = _if_decided_by(m, "constant")  # its own condition reads x's values: refused (test below)
         dyn = make_dynamic(m)
         assert dims_of(dyn.graph.output[0])[0] != 1  # was declared [1, 4] (inferred from the old bodies)
+        stale = copy.deepcopy(dyn)
+        set_dims(stale.graph.output[0], dims_of(m.graph.output[0]))
+        with pytest.raises(TrtDeployError, match=r"output '\w+' is declared \[1, \d\] but has shape \[2, \d\] at "
+                                                 r"batch=2"):  # the check sees it
+            verify_dynamic(m, stale)
         bodies = list(iter_graphs(dyn.graph))[1:]
         assert bodies and all(dims_of(vi) == [None] * len(dims_of(vi)) for b in bodies for vi in list(b.input) + list(b.output)
                               if dims_of(vi) is not None)

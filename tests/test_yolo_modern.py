@@ -594,7 +594,10 @@ def test_cli_verify_refuses_files_that_do_not_belong_together_and_bad_inputs(tmp
     (tmp_path / "junk.npz").write_text("junk")
     np.savez(tmp_path / "other.npz", x=np.zeros((1, 3, 640, 640), np.float32))
     np.savez(tmp_path / "small.npz", images=np.zeros((1, 3, 320, 320), np.float32))
+    np.savez(tmp_path / "empty.npz")
+    np.savez(tmp_path / "zero.npz", images=np.zeros((0, 3, 640, 640), np.float32))
     for npz, message in [("junk.npz", "not an .npz file"), ("missing.npz", "no such file"),
+                         ("empty.npz", "no images under 'images'"), ("zero.npz", "no images under 'images'"),
                          ("other.npz", "'x' is not an input of the model"),
                          ("small.npz", r"'images' has shape \[1, 3, 320, 320\], the model takes")]:
         for cmd in (["patch", fixture_path("yolov8n_640"), "-o", tmp_path / "never.onnx"],

@@ -58,9 +58,19 @@ def run(args):
 
 
 def _feeds(path, model):
+    """--inputs: the images at any batch of 1 or more (the batch is made dynamic)."""
+    if not path:
+        return None
+    from .._graph import data_inputs
+    from ..errors import TrtDeployError
     from ..ort import load_inputs
 
-    return load_inputs(path, model, any_batch=True) if path else None  # the batch is made dynamic
+    feeds = load_inputs(path, model, any_batch=True)
+    image = data_inputs(model.graph)[0].name
+    if image not in feeds or feeds[image].ndim == 0 or feeds[image].shape[0] < 1:
+        raise TrtDeployError(f"--inputs {path}: no images under '{image}' (the model's image input; an array "
+                             "[B, 3, H, W] with B >= 1)")
+    return feeds
 
 
 def _patch(args):

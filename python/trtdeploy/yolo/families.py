@@ -344,8 +344,12 @@ def _inside_nms(prod, name: str) -> bool:
 
 def _has_dfl(g, prod, name: str) -> bool:
     """A DFL: a Conv whose constant weight [1, R, 1, 1] is 0, 1, ..., R-1 (the expectation over R bins)."""
+    dims = {t.name: list(t.dims) for t in g.initializer}
     for n in _ancestors(prod, name):
         if n.op_type == "Conv" and len(n.input) > 1:
+            d = dims.get(n.input[1])
+            if d is not None and not (len(d) == 4 and d[0] == 1 and d[2:] == [1, 1]):
+                continue  # read no other weight (inspect leaves external weights unread)
             w = constant_value(n.input[1], g, prod)
             if w is not None and w.ndim == 4 and w.shape[0] == 1 and w.shape[2:] == (1, 1) and w.shape[1] > 1 \
                     and np.array_equal(w.reshape(-1), np.arange(w.shape[1])):
