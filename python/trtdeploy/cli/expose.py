@@ -76,6 +76,7 @@ def run(args):
         from ..io import atomic_savez
 
         atomic_savez(args.dump, {n: v for n, v in values.items() if n not in not_taken})
-        log.info("wrote %s", args.dump + (f" (without {', '.join(not_taken)}: not computed, their If branch did "
-                                          "not run)" if not_taken else ""))
+        skipped = ", ".join(not_taken[:5]) + (f" and {len(not_taken) - 5} more" if len(not_taken) > 5 else "")
+        log.info("wrote %s", args.dump + (f" (without {skipped}: not computed, their If branch did not run)"
+                                          if not_taken else ""))
     return 0
