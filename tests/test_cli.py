@@ -251,7 +251,9 @@ def test_expose_all_skips_constants_reaches_bodies_and_untyped(tmp_path):
     assert proc.returncode == 0, proc.stderr
     with np.load(dump) as d:
         np.testing.assert_allclose(d["then_out@branch"], x * np.arange(1, 5))
-        assert d["else_out@branch"].size == 0  # the branch that did not run
+        assert "else_out@branch" not in d  # the branch that did not run: not computed, not dumped
+    assert "(without else_out@branch: not computed, their If branch did not run)" in proc.stderr
+    assert re.search(r"else_out@branch +float32 +\[0, 0\] +\(branch not taken\)", proc.stdout), proc.stdout
     proc = run_cli("expose", fixture_path("loop_model"), "--tensors", "scaled", "--dump", dump)
     assert proc.returncode == 0, proc.stderr
     with np.load(dump) as d:
@@ -301,6 +303,55 @@ def test_passes_do_not_import_the_checks():
             if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "verify" and node.level == 2:
                 offenders.append(f"{path.name}:{node.lineno}")
     assert [o for o in offenders if not o.startswith("names.py:")] == []
+
+
+def _if_scalar_model():
+    """x [1, 4] -> If(sum(x) > 0): then sigmoid(x) * ts with ts = ReduceMax(sigmoid(x)), a scalar of the
+    then branch; else -sigmoid(x)."""
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    then = helper.make_graph([helper.make_node("ReduceMax", ["r"], ["ts"], name="t_max", keepdims=0),
+                              helper.make_node("Mul", ["r", "ts"], ["t_out"], name="t_mul")], "then", [],
+                             [helper.make_tensor_value_info("t_out", TP.FLOAT, [1, 4])])
+    other = helper.make_graph([helper.make_node("Neg", ["r"], ["e_out"], name="e_neg")], "else", [],
+                              [helper.make_tensor_value_info("e_out", TP.FLOAT, [1, 4])])
+    nodes = [helper.make_node("Sigmoid", ["x"], ["r"], name="sig"),
+             helper.make_node("ReduceSum", ["x"], ["s"], name="sum", keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["cond"], name="gt"),
+             helper.make_node("If", ["cond"], ["y"], name="branch", then_branch=then, else_branch=other)]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [1, 4])],
+                          [helper.make_tensor("zero", TP.FLOAT, [], [0.0])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_expose_scalar_of_a_branch_not_taken_is_not_a_zero(tmp_path):
+    """Review: a scalar of an If branch was carried out against a constant 0 from the other branch, so with
+    the other branch taken `expose` printed 'min 0 max 0 mean 0' and dumped 0 for a value never computed.
+    It is carried as [1] against an empty [0]; empty on every axis reads '(branch not taken)' and stays out
+    of --dump (said so); the taken branch gives its value; `-o` passes the full checker."""
+    src, out, dump = tmp_path / "if_scalar.onnx", tmp_path / "e.onnx", tmp_path / "d.npz"
+    onnx.save(_if_scalar_model(), src)
+    x = np.array([[-1.0, -2.0, 0.5, -0.5]], np.float32)  # sum < 0: the else branch runs
+    np.savez(tmp_path / "neg.npz", x=x)
+    np.savez(tmp_path / "pos.npz", x=-x)
+    proc = run_cli("expose", src, "--tensors", "ts", "--inputs", tmp_path / "neg.npz", "--dump", dump, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^ts@branch +float32 +\[0\] +\(branch not taken\)$", proc.stdout, re.M), proc.stdout
+    assert "min" not in proc.stdout
+    assert "wrote " + str(dump) + " (without ts@branch: not computed, their If branch did not run)" in proc.stderr
+    with np.load(dump) as d:
+        assert list(d) == []
+    assert "onnx.checker (full): ok" in proc.stderr and "checked: same outputs" in proc.stderr
+    declared = {o.name: [d.dim_value or None for d in o.type.tensor_type.shape.dim] for o in onnx.load(str(out)).graph.output}
+    assert declared == {"y": [1, 4], "ts@branch": [None]}
+    proc = run_cli("expose", src, "--tensors", "ts", "--inputs", tmp_path / "pos.npz", "--dump", dump)
+    assert proc.returncode == 0, proc.stderr
+    want = 1 / (1 + np.exp(-2.0))  # max of sigmoid(-x)
+    assert re.search(rf"^ts@branch +float32 +\[1\] +min {want:.6g} ", proc.stdout, re.M), proc.stdout
+    with np.load(dump) as d:
+        np.testing.assert_allclose(d["ts@branch"], [want], rtol=1e-6)
 
 
 def test_expose_all_keeps_body_outputs_right_and_gives_lifted_outputs_their_rank(tmp_path):

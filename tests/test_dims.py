@@ -285,8 +285,57 @@ def test_check_splits_a_batch_folded_into_another_axis_and_outputs_without_a_bat
     interleaved = _tiny([helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
                          helper.make_node("Reshape", ["t", "sh"], ["r"]), helper.make_node("Relu", ["r"], ["y"])],
                         ["batch", 3, 8], [("y", [None, 8])], [numpy_helper.from_array(np.array([-1, 8], np.int64), "sh")])
-    with pytest.raises(TrtDeployError, match="batch=2, samples 0..0: the dynamic model is wrong"):
-        verify_dynamic(fold, interleaved)  # the same at batch 1, the samples' rows mixed at 2
+    # the same at batch 1, the samples' rows interleaved at 2: a batch-1 original cannot tell that layout from
+    # the outer one, so it is accepted and the report says which it took
+    notes = verify_dynamic(fold, interleaved)["notes"]
+    assert any("'y': the batch is the inner index" in n and "batch-1 original cannot tell" in n for n in notes), notes
+
+
+def _fold_model(perm, centre=False):
+    """x [2, 5, 4] -> Relu -> Transpose(perm) -> Reshape [10, 4]: perm (0, 1, 2) folds the batch as the outer
+    index of axis 0 ([B*S, D]), (1, 0, 2) as the inner one ([S*B, D]). centre: x minus its mean over the
+    batch first, which mixes samples (made dynamic, the mean spans the whole batch: truly wrong)."""
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Transpose", ["r"], ["t"], name="tr", perm=list(perm)),
+             helper.make_node("Reshape", ["t", "shape"], ["y"], name="rs")]
+    if centre:
+        nodes[:0] = [helper.make_node("ReduceMean", ["x0"], ["m"], name="mean", axes=[0], keepdims=1),
+                     helper.make_node("Sub", ["x0", "m"], ["x"], name="centre")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x0" if centre else "x", TP.FLOAT, [2, 5, 4])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [10, 4])],
+                          [helper.make_tensor("shape", TP.INT64, [2], [10, 4])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_batch_folded_as_the_inner_index_is_checked_so(tmp_path):
+    """Review: Relu -> Transpose(1, 0, 2) -> Reshape [S*B, D] folds the batch as the inner index: the check
+    took blocks of S rows per sample and refused make_dynamic's correct result ("the dynamic model is
+    wrong"). Both layouts are tried; the one that matches is held for every block and batch size, and a
+    model that mixes samples is still refused, saying both were tried."""
+    from conftest import ort_run, run_cli
+
+    x = np.random.default_rng(0).standard_normal((4, 5, 4)).astype(np.float32)
+    for name, perm in (("inner", (1, 0, 2)), ("outer", (0, 1, 2))):
+        src, out = tmp_path / f"{name}.onnx", tmp_path / f"{name}_dyn.onnx"
+        onnx.save(_fold_model(perm), src)
+        proc = run_cli("dynamic", src, "-o", out)
+        assert proc.returncode == 0, proc.stderr
+        assert "checked: batch=6 vs original" in proc.stderr
+        assert ("'y': the batch is the inner index" in proc.stderr) == (name == "inner"), proc.stderr
+        assert "batch-1 original" not in proc.stderr
+        (y,) = ort_run(onnx.load(out), {"x": x})
+        np.testing.assert_array_equal(y, np.maximum(x, 0).transpose(perm).reshape(-1, 4))
+    for name, perm in (("mixed_inner", (1, 0, 2)), ("mixed_outer", (0, 1, 2))):
+        src, out = tmp_path / f"{name}.onnx", tmp_path / f"{name}_dyn.onnx"
+        onnx.save(_fold_model(perm, centre=True), src)
+        proc = run_cli("dynamic", src, "-o", out)
+        assert proc.returncode == 1 and not out.exists()
+        assert "at batch=4, samples 0..1: the dynamic model is wrong" in proc.stderr, proc.stderr
+        assert "the batch was taken both as the outer and as the inner index of axis 0" in proc.stderr
+        assert "Traceback" not in proc.stderr
 
 
 def test_given_values_are_used_where_they_fit(tmp_path):

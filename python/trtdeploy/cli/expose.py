@@ -39,7 +39,9 @@ def run(args):
         check_writable(args.dump, "--dump")
     model = load(args.model)
     notes: list[str] = []
-    exposed_model, names = expose(model, args.tensors, args.nodes, args.all, args.include_constants, notes)
+    branches: set[str] = set()  # carried out of an If branch: empty on every axis where it did not run
+    exposed_model, names = expose(model, args.tensors, args.nodes, args.all, args.include_constants, notes,
+                                  branches)
     for note in notes:
         log.info("note: %s", note)
     log.info("exposing %d tensor(s)", len(names))
@@ -60,16 +62,21 @@ def run(args):
     feeds = pr.feeds()
     values = ort.run(ort.session(exposed_model), feeds, names)
     width = max(len(n) for n in names)
+    not_taken = [n for n in names if n in branches and values[n].ndim and not any(values[n].shape)]
     for name in names:
         v = values[name]
         stats = ""
-        if v.size and v.dtype.kind in "fiub":
+        if name in not_taken:
+            stats = "(branch not taken)"
+        elif v.size and v.dtype.kind in "fiub":
             f = v.astype(np.float64)
             stats = f"min {f.min():.6g}  max {f.max():.6g}  mean {f.mean():.6g}"
         print(f"{name:<{width}}  {str(v.dtype):<8} {str(list(v.shape)):<20} {stats}")
     if args.dump:
         from ..io import atomic_savez
 
-        atomic_savez(args.dump, values)
-        log.info("wrote %s", args.dump)
+        atomic_savez(args.dump, {n: v for n, v in values.items() if n not in not_taken})
+        skipped = ", ".join(not_taken[:5]) + (f" and {len(not_taken) - 5} more" if len(not_taken) > 5 else "")
+        log.info("wrote %s", args.dump + (f" (without {skipped}: not computed, their If branch did not run)"
+                                          if not_taken else ""))
     return 0

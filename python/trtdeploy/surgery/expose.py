@@ -2,8 +2,10 @@
 
 A tensor of the main graph becomes a graph output under its own name. A tensor inside an If/Loop/Scan
 body is carried out level by level: it becomes an output of its body (of an If, the other branch
-outputs an empty tensor of the same type; of a Loop/Scan, a scan output: one slice per iteration),
-then of the node, under the name ``tensor@node`` (a subgraph name cannot be reused outside it).
+outputs an empty tensor of the same type, [0] on every axis, as a branch that did not run: a scalar is
+carried as a [1] tensor so that its value cannot be taken for that; of a Loop/Scan, a scan output: one
+slice per iteration), then of the node, under the name ``tensor@node`` (a subgraph name cannot be reused
+outside it).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from .nodes import find_node
 
 def expose(model: onnx.ModelProto, tensors: list[str] | None = None, nodes: list[str] | None = None,
            all_tensors: bool = False, include_constants: bool = False,
-           notes: list[str] | None = None) -> tuple[onnx.ModelProto, list[str]]:
+           notes: list[str] | None = None, branches: set[str] | None = None) -> tuple[onnx.ModelProto, list[str]]:
     """Add tensors (by name, by producing node, or every node output: with ``all_tensors``, those of
     If/Loop/Scan bodies too, and without the ones that depend on no input unless ``include_constants``)
     as graph outputs. Returns the new model and the exposed output names, in graph order. ``notes``
-    (a list) receives what was skipped and why."""
+    (a list) receives what was skipped and why; ``branches`` (a set) the exposed names carried out of an If
+    branch, which are empty on every axis where that branch did not run."""
     m = copy_model(model)
     g = m.graph
     notes = notes if notes is not None else []
@@ -69,6 +72,8 @@ def expose(model: onnx.ModelProto, tensors: list[str] | None = None, nodes: list
         name, dims = t, inferred.get(t, (0, None))[1]
         for node, attr in reversed(chain):  # innermost body first
             name, dims = _lift(node, attr, name, elem, dims, fresh)
+        if branches is not None and any(node.op_type == "If" for node, _ in chain):
+            branches.add(name)
         g.output.append(helper.make_tensor_value_info(name, elem, dims))
         exposed.append(name)
     if untyped:
@@ -130,13 +135,21 @@ def _lift(node: onnx.NodeProto, attr: str, name: str, elem: int, dims, fresh: Na
     """Make ``name`` (a tensor of ``node``'s body ``attr``, with ``dims`` there) an output of ``node``
     through an Identity to a fresh name (the tensor may be a body output already: a second output of the
     same name made onnxruntime return zeros for the If's own output). Returns the new outer name and its
-    dims: the body tensor's rank (one more for a Loop/Scan scan output) with unknown sizes, or None when
-    the rank is not known."""
+    dims: the body tensor's rank (one more for a Loop/Scan scan output; a scalar of an If branch is
+    carried as [1], against the other branch's empty [0]) with unknown sizes, or None when the rank is not
+    known."""
     outer = fresh(f"{name.split('@')[0]}@{node.name or node.output[0]}")
     body = next(a.g for a in node.attribute if a.name == attr)
     inner = fresh(f"{name}_exposed")
-    body.node.append(helper.make_node("Identity", [name], [inner], name=fresh(f"{inner}_Identity")))
     rank = None if dims is None else len(dims)
+    if node.op_type == "If" and rank == 0:  # a [1] against the empty [0]: a 0 would pass for a value
+        shape = fresh(f"{inner}_shape")
+        body.node.append(helper.make_node("Constant", [], [shape], name=fresh(f"{shape}_Constant"),
+                                          value=helper.make_tensor(shape, onnx.TensorProto.INT64, [1], [1])))
+        body.node.append(helper.make_node("Reshape", [name, shape], [inner], name=fresh(f"{inner}_Reshape")))
+        rank = 1
+    else:
+        body.node.append(helper.make_node("Identity", [name], [inner], name=fresh(f"{inner}_Identity")))
     inner_dims = None if rank is None else [None] * rank
     if node.op_type == "If":
         for a in node.attribute:
@@ -145,10 +158,10 @@ def _lift(node: onnx.NodeProto, attr: str, name: str, elem: int, dims, fresh: Na
             branch = a.g
             if a.name == attr:
                 branch.output.append(helper.make_tensor_value_info(inner, elem, inner_dims))
-            else:  # the branch not holding it: an empty tensor of the same type and rank (a 0 for a scalar)
+            else:  # the branch not holding it: an empty tensor of the same type and rank
                 empty = fresh(f"{name}_empty")
                 shape = [0] * (rank if rank is not None else 1)
-                value = helper.make_tensor(empty, elem, shape, [0] if not shape else [])
+                value = helper.make_tensor(empty, elem, shape, [])
                 branch.node.append(helper.make_node("Constant", [], [empty], name=fresh(f"{empty}_Constant"), value=value))
                 branch.output.append(helper.make_tensor_value_info(empty, elem, shape))
         out_dims = inner_dims

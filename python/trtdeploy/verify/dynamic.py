@@ -76,20 +76,38 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
         return {name: arr if name not in batch_axis else np.take(arr, range(start, stop), axis=batch_axis[name])
                 for name, arr in feeds.items()}
 
-    def compare(label, got: dict, want: dict, chunk: int, chunks: int) -> float:
-        """Sample chunk ``chunk`` of ``chunks`` in the batched outputs against ``want``."""
+    layouts: dict[str, str] = {}  # output -> where the batch sits in its folded axis, decided once, then held
+
+    def compare(label, got: dict, want: dict, chunk: int, chunks: int, n: int) -> float:
+        """Sample block ``chunk`` of ``chunks`` (``n`` samples each) in the batched outputs against ``want``."""
         worst = 0.0
+        where = f"at {label}: the dynamic model is wrong"
         for name, ref in want.items():
             out = got[name]
-            piece = out  # same shape: an output that does not follow the batch (or the batch is the original's)
-            if out.shape != ref.shape:
-                axis = _batch_axis(out.shape, ref.shape) if batch else None
-                if axis is None or out.shape[axis] != chunks * ref.shape[axis]:
-                    raise TrtDeployError(f"{label}: output '{name}' has shape {list(out.shape)}, which does not "
-                                         f"split into per-sample results of shape {list(ref.shape)}")
-                size = ref.shape[axis]  # the batch may be folded into another axis: a chunk is `size` long there
-                piece = np.take(out, range(chunk * size, (chunk + 1) * size), axis=axis)
-            worst = max(worst, _compare(name, piece, ref, f"at {label}: the dynamic model is wrong", tolerance))
+            if out.shape == ref.shape:  # an output that does not follow the batch (or the batch is the original's)
+                worst = max(worst, _compare(name, out, ref, where, tolerance))
+                continue
+            axis = _batch_axis(out.shape, ref.shape) if batch else None
+            if axis is None or out.shape[axis] != chunks * ref.shape[axis]:
+                raise TrtDeployError(f"{label}: output '{name}' has shape {list(out.shape)}, which does not "
+                                     f"split into per-sample results of shape {list(ref.shape)}")
+            size = ref.shape[axis]  # the batch may be folded into another axis: a block is `size` long there
+            tried = [layouts[name]] if name in layouts else [lay for lay in _LAYOUTS if lay == "outer" or size % n == 0]
+            first = None
+            for layout in tried:
+                piece = np.take(out, _fold_rows(layout, size, n, chunk, chunks), axis=axis)
+                try:
+                    worst = max(worst, _compare(name, piece, ref, where, tolerance))
+                except TrtDeployError as exc:
+                    first = first or exc
+                    continue
+                layouts[name] = layout
+                break
+            else:
+                if len(tried) > 1:
+                    raise TrtDeployError(f"{first}; the batch was taken both as the outer and as the inner index "
+                                         f"of axis {axis} (the difference shown is the outer one's)") from None
+                raise first
         return worst
 
     if batch:
@@ -110,7 +128,7 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
                     hint = f"; {probe.note()}" if probe.guesses else ""
                     raise TrtDeployError(f"cannot check: the original model does not run on the check inputs "
                                          f"({exc}){hint}; give --shapes or --inputs, or --no-verify") from None
-                worst = max(worst, compare(f"{batch}={b}, samples {i}..{i + n - 1}", got, want, i // n, b // n))
+                worst = max(worst, compare(f"{batch}={b}, samples {i}..{i + n - 1}", got, want, i // n, b // n, n))
                 if i == 0:  # the declared output dims against the run (an If output kept at [1, 4])
                     notes += [note for name in want if (note := _declared_shape(name, dynamic, got[name], original,
                                                                                 want[name], f"at {batch}={b}"))]
@@ -128,15 +146,33 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
         if batch:
             for i in range(b):
                 want = run(sess_d, take(feeds, i, i + 1))
-                worst = max(worst, compare(f"{label}, sample {i}", got, want, i, b))
+                worst = max(worst, compare(f"{label}, sample {i}", got, want, i, b, 1))
             what = "runs, and the batched run equals one sample at a time"
         else:
             what = "runs"
         checks.append({"check": f"{label}: {what} (no original at that size to compare with)",
                        "max_abs_diff": worst if batch else None, "compared": False})
+    notes += [f"output '{name}': the batch is the inner index of the axis it is folded into (the samples' rows "
+              f"interleaved, as a Transpose before a Reshape lays them out)"
+              + (" -- the batch-1 original cannot tell this from the outer layout; checked as the dynamic model has it"
+                 if batch and syms[batch][2] == 1 else "")
+              for name, layout in layouts.items() if layout == "inner"]
     report = _report(checks, list(dict.fromkeys(notes)) + [n for n in [at.unfit_note()] if n], probe)
     report["symbols"] = {s: {"input": i, "axis": a, "original": v} for s, (i, a, v) in syms.items()}
     return report
+
+
+_LAYOUTS = ("outer", "inner")
+
+
+def _fold_rows(layout: str, size: int, n: int, chunk: int, chunks: int) -> list[int]:
+    """The indices of sample block ``chunk`` of ``chunks`` (``n`` samples each, ``size`` long in the original)
+    along an axis of length chunks * size into which the batch is folded. outer: the batch is the outer
+    index ([B*S, D], blocks one after the other), rows [chunk*size, (chunk+1)*size); inner: the batch is the
+    inner index ([S*B, D], samples interleaved), rows j*(n*chunks) + chunk*n + t for j < size // n, t < n."""
+    if layout == "outer":
+        return list(range(chunk * size, (chunk + 1) * size))
+    return [j * n * chunks + chunk * n + t for j in range(size // n) for t in range(n)]
 
 
 def _batch_axis(got_shape, ref_shape) -> int | None:
