@@ -210,7 +210,7 @@ def _refuse_batch_wide_decisions(m: onnx.ModelProto, batched: list[str]) -> None
     for node in m.graph.node:
         reads = list(node.input) + [r for g in subgraphs(node) for r in outer_references(g)]
         if node.op_type in ("Shape", "Size"):
-            dep = bool(node.input) and node.input[0] in ragged
+            dep = bool(node.input) and node.input[0] in ragged and node.input[0] in values
         else:
             dep = any(r in values for r in reads if r)
         decides = {"If": node.input[:1], "Loop": node.input[:2]}.get(node.op_type, [])
