@@ -43,6 +43,17 @@ void logError(std::string const& name, char const* where, char const* what) noex
   }
 }
 
+// Called from a catch (...) at the ABI boundary: logs the exception in flight as a failure of `where`.
+void logCaught(std::string const& name, char const* where) noexcept {
+  try {
+    throw;
+  } catch (std::exception const& e) {
+    logError(name, where, e.what());
+  } catch (...) {
+    logError(name, where, "unknown exception");
+  }
+}
+
 // By DataType value, so that the table compiles against every TensorRT 10/11 header set.
 char const* typeName(DataType t) {
   static char const* const kNames[] = {"float32", "float16", "int8",  "int32", "bool", "uint8",
@@ -235,10 +246,8 @@ IPluginCapability* YoloLayerPlugin::getCapabilityInterface(PluginCapabilityType 
 IPluginV3* YoloLayerPlugin::clone() noexcept {
   try {
     return new YoloLayerPlugin(*this);
-  } catch (std::exception const& e) {
-    fail("clone", e.what());
   } catch (...) {
-    fail("clone", "unknown exception");
+    logCaught(mName, "clone");
   }
   return nullptr;
 }
@@ -260,10 +269,8 @@ int32_t YoloLayerPlugin::configurePlugin(DynamicPluginTensorDesc const* in, int3
     maxAnchorsPerImage(in, nbInputs, na);
     mNbInputs = nbInputs;
     return 0;
-  } catch (std::exception const& e) {
-    fail("configurePlugin", e.what());
   } catch (...) {
-    fail("configurePlugin", "unknown exception");
+    logCaught(mName, "configurePlugin");
   }
   return -1;
 }
@@ -296,10 +303,8 @@ int32_t YoloLayerPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOut
     outputTypes[2] = DataType::kFLOAT;
     outputTypes[3] = DataType::kINT32;
     return 0;
-  } catch (std::exception const& e) {
-    fail("getOutputDataTypes", e.what());
   } catch (...) {
-    fail("getOutputDataTypes", "unknown exception");
+    logCaught(mName, "getOutputDataTypes");
   }
   return -1;
 }
@@ -346,10 +351,8 @@ int32_t YoloLayerPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInpu
       outputs[o].d[1] = rows;
     }
     return 0;
-  } catch (std::exception const& e) {
-    fail("getOutputShapes", e.what());
   } catch (...) {
-    fail("getOutputShapes", "unknown exception");
+    logCaught(mName, "getOutputShapes");
   }
   return -1;
 }
@@ -362,10 +365,8 @@ size_t YoloLayerPlugin::getWorkspaceSize(DynamicPluginTensorDesc const* inputs, 
     int64_t const total = maxAnchorsPerImage(inputs, nbInputs, anchorsPerLevel(nbInputs));
     return decode_workspace_size(static_cast<int>(inputs[0].max.d[0]), static_cast<int>(total),
                                  mConfig.max_detections);
-  } catch (std::exception const& e) {
-    fail("getWorkspaceSize", e.what());
   } catch (...) {
-    fail("getWorkspaceSize", "unknown exception");
+    logCaught(mName, "getWorkspaceSize");
   }
   return 0;
 }
@@ -431,10 +432,8 @@ int32_t YoloLayerPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInp
     // CUDA graph. A failure here (no usable device) fails enqueue too, and enqueue reports it.
     (void)decode_cuda_prepare(p.fp16);
     return 0;
-  } catch (std::exception const& e) {
-    fail("onShapeChange", e.what());
   } catch (...) {
-    fail("onShapeChange", "unknown exception");
+    logCaught(mName, "onShapeChange");
   }
   return -1;
 }
@@ -473,10 +472,8 @@ int32_t YoloLayerPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTensor
       return -1;
     }
     return 0;
-  } catch (std::exception const& e) {
-    fail("enqueue", e.what());
   } catch (...) {
-    fail("enqueue", "unknown exception");
+    logCaught(mName, "enqueue");
   }
   return -1;
 }
@@ -508,10 +505,8 @@ IPluginV3* YoloLayerPluginCreator::createPlugin(char const* name, PluginFieldCol
     layer = name ? name : "";
     if (fc == nullptr) throw std::invalid_argument("no fields");
     return new YoloLayerPlugin(parseFields(*fc), layer);
-  } catch (std::exception const& e) {
-    logError(layer, "createPlugin", e.what());
   } catch (...) {
-    logError(layer, "createPlugin", "unknown exception");
+    logCaught(layer, "createPlugin");
   }
   return nullptr;
 }
