@@ -111,11 +111,12 @@ def verify(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | No
     """`yolo verify`: the YoloLayer_TRT check for YOLOv5 patches, verify_detections otherwise; for a
     patched model converted to float16, its post-processing against the reference on its own head
     output (verify_postprocess with FLOAT16 tolerances), said in the report's ``note``."""
-    _made_from(original, patched)
-    if any(n.op_type == "YoloLayer_TRT" for n in patched.graph.node):
+    plugin = any(n.op_type == "YoloLayer_TRT" for n in patched.graph.node)
+    head_type = _made_from(original, patched, plugin)
+    if plugin:
         report = verify_patch(original, patched, feeds=feeds, shapes=shapes, seed=seed)
         return {"family": "yolov5", **report}
-    if _head_dtype(patched) == onnx.TensorProto.FLOAT16:
+    if head_type == onnx.TensorProto.FLOAT16:
         report = verify_postprocess(patched, feeds=feeds, shapes=shapes, tol=FLOAT16, seed=seed)
         report["note"] = ("a float16 model: its post-processing was checked against the reference applied to its "
                           "own head output; compare the float16 trunk with `trtdeploy fp16 --verify` on the export")
@@ -123,10 +124,11 @@ def verify(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | No
     return verify_detections(original, patched, feeds=feeds, shapes=shapes, seed=seed)
 
 
-def _made_from(original: onnx.ModelProto, patched: onnx.ModelProto) -> None:
+def _made_from(original: onnx.ModelProto, patched: onnx.ModelProto, plugin: bool) -> int | None:
     """Refuse two files that cannot be an export and its patch: other input names, a static size that
-    differs (the patch may only have made a dim dynamic), or, for the new families, no head output of
-    that name in the original."""
+    differs (the patch may only have made a dim dynamic), or, for the new families (not ``plugin``), no
+    head output of that name and dims in the original. Returns the element type of the head tensor the
+    post-processing reads (float16 after `trtdeploy fp16`; None for a plugin model)."""
     from .._graph import data_inputs, dims_of, format_dims
 
     theirs = {vi.name: vi for vi in data_inputs(patched.graph)}
@@ -139,8 +141,8 @@ def _made_from(original: onnx.ModelProto, patched: onnx.ModelProto) -> None:
                 isinstance(y, int) and x != y for x, y in zip(a, b))):  # a patch may make a dim dynamic, no more
             raise TrtDeployError(f"PATCHED was not made from ORIGINAL: input '{vi.name}' is {format_dims(a)} in "
                                  f"ORIGINAL, {format_dims(b)} in PATCHED")
-    if any(n.op_type == "YoloLayer_TRT" for n in patched.graph.node):
-        return
+    if plugin:
+        return None
     from .._shapes import propagate
 
     head = patch_options(patched).get("head_output")
@@ -148,22 +150,16 @@ def _made_from(original: onnx.ModelProto, patched: onnx.ModelProto) -> None:
     if head not in outputs:
         raise TrtDeployError(f"PATCHED was not made from ORIGINAL: its head '{head}' is not an output of ORIGINAL "
                              f"(outputs: {', '.join(outputs)})")
-    a, b = outputs[head], (propagate(patched).get(head) or (None, None))[1]
+    elem, b = propagate(patched).get(head) or (onnx.TensorProto.FLOAT, None)
+    a = outputs[head]
     if a is not None and b is not None and (len(a) != len(b) or any(
             isinstance(x, int) and isinstance(y, int) and x != y for x, y in zip(a, b))):
         raise TrtDeployError(f"PATCHED was not made from ORIGINAL: its head '{head}' is {format_dims(b)}, the output "
                              f"of ORIGINAL {format_dims(a)}")
+    return elem
 
 
 DYNAMIC_HW = (480, 640)  # a dynamic H/W is checked at this size by default: not square, so a swap of W and H shows
-
-
-def _head_dtype(patched: onnx.ModelProto) -> int:
-    """The element type of the head tensor the post-processing reads (float16 after `trtdeploy fp16`)."""
-    from .._shapes import propagate
-
-    name = patch_options(patched)["head_output"]
-    return (propagate(patched).get(name) or (onnx.TensorProto.FLOAT,))[0]
 
 
 def check_shapes(original: onnx.ModelProto, shapes: dict | None, log=None) -> dict[str, list[int]]:
