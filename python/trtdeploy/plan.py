@@ -45,6 +45,9 @@ class BuildPlan:
     timing_cache: str | None = None
     strongly_typed: bool = False
     tensorrt_version: str | None = None  # the TensorRT the plan was made for (None: not installed here)
+    runtime: str = "tensorrt"  # the builder: "tensorrt" or "tensorrt-rtx" (then tensorrt_version is RTX's)
+    compute_capabilities: list[str] = field(default_factory=list)  # TensorRT-RTX targets ([]: its defaults)
+    notes: list[str] = field(default_factory=list)  # what the plan decided that the user did not ask for
     inputs: dict[str, dict] = field(default_factory=dict)
     outputs: dict[str, dict] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # why a real build would fail (dry runs still print)
@@ -320,15 +323,26 @@ def engine_plugins(sidecar: dict | None, engine_names_yolo: bool, user_plugins: 
 def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: list[ProfileSpec],
               precision: str = "fp32", plugins: list[str] | None = None, workspace_mib: int | None = None,
               timing_cache: str | None = None, strongly_typed: bool = False,
-              tensorrt_version: str | None = None) -> BuildPlan:
-    """The plan for TensorRT `tensorrt_version` (None: not installed, for a dry run)."""
+              tensorrt_version: str | None = None, runtime: str = "tensorrt",
+              compute_capabilities: str | None = None, available_capabilities: tuple | None = None) -> BuildPlan:
+    """The plan for TensorRT `tensorrt_version` (None: not installed, for a dry run), or with
+    runtime="tensorrt-rtx" for that TensorRT-RTX version (its rules: trt/rtx.py)."""
     if not model.graph.output:
         raise TrtDeployError(f"{model_path}: the model has no outputs, so there is nothing to build (is it an ONNX "
                              "model?)")
-    major = int(str(tensorrt_version).split(".")[0]) if tensorrt_version else None
-    prec = precision_strategy(precision, major, strongly_typed)
     ops = plugin_ops(model)
-    libs, missing = plugin_plan(ops, list(plugins or []), tensorrt_version)
+    if runtime == "tensorrt-rtx":
+        rtx = _rtx_plan(model, precision, compute_capabilities, available_capabilities, tensorrt_version, timing_cache)
+        prec, missing, notes, capabilities = rtx["precision"], rtx["missing"], rtx["notes"], rtx["capabilities"]
+        libs, more = plugin_plan(ops, list(plugins or []), rtx["plugin_abi"])
+        missing += more
+    else:
+        if compute_capabilities:
+            raise TrtDeployError("--compute-capability sets TensorRT-RTX's targets (--runtime tensorrt-rtx); TensorRT "
+                                 "builds for the GPU it runs on: build on the target GPU, or drop the flag")
+        major = int(str(tensorrt_version).split(".")[0]) if tensorrt_version else None
+        prec, notes, capabilities = precision_strategy(precision, major, strongly_typed), [], []
+        libs, missing = plugin_plan(ops, list(plugins or []), tensorrt_version)
     if workspace_mib is not None and workspace_mib <= 0:
         raise TrtDeployError(f"--workspace {workspace_mib}: give a positive size in MiB (or leave it out for "
                              "TensorRT's default)")
@@ -337,6 +351,8 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
         missing.append(f"--timing-cache {timing_cache} is a folder; give a file")
     elif timing_cache:
         missing += _unwritable(timing_cache, "--timing-cache")  # saved after the build
+    if runtime == "tensorrt-rtx":
+        timing_cache = None  # a no-op there: said in the notes, never written
     io = {vi.name: {"dtype": onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower(),
                     "shape": dims_of(vi)} for vi in data_inputs(model.graph)}
     outs = {vi.name: {"dtype": onnx.TensorProto.DataType.Name(vi.type.tensor_type.elem_type).lower(),
@@ -345,7 +361,27 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
                      precision=precision, precision_how=prec["how"], builder_flag=prec["builder_flag"],
                      convert=prec["convert"], plugins=libs, plugin_ops=ops, workspace_mib=workspace_mib,
                      timing_cache=timing_cache, strongly_typed=prec["strongly_typed"],
-                     tensorrt_version=tensorrt_version, inputs=io, outputs=outs, missing=missing)
+                     tensorrt_version=tensorrt_version, inputs=io, outputs=outs, missing=missing, runtime=runtime,
+                     compute_capabilities=capabilities, notes=notes)
+
+
+def _rtx_plan(model, precision, capabilities, available, version, timing_cache) -> dict:
+    """TensorRT-RTX's part of the plan: precision, targets, what it cannot build, notes."""
+    from .trt import rtx
+
+    notes, missing = [], rtx.unbuildable(model)
+    ccs = rtx.parse_capabilities(capabilities, available or rtx.KNOWN_CAPABILITIES, version or "") \
+        if capabilities else []
+    if not ccs:
+        notes.append(f"compute capabilities: {rtx.DEFAULT_TARGETS}; --compute-capability 8.9[,12.0] names them")
+    if timing_cache:
+        notes.append(f"--timing-cache {timing_cache} is ignored: the timing cache is a deprecated no-op on "
+                     "TensorRT-RTX (its runtime cache is the equivalent)")
+    if version and not rtx.version_ok(version) and YOLO_OP in plugin_ops(model):
+        missing.append(f"TensorRT-RTX {version} has TensorRT 10's plugin ABI for none of trtdeploy's libraries; "
+                       "the YoloLayer_TRT plugin needs TensorRT-RTX >= 1.5 (`pip install trtdeploy[rtx]`)")
+    return {"precision": rtx.precision(precision), "missing": missing, "notes": notes, "capabilities": ccs,
+            "plugin_abi": rtx.PLUGIN_ABI if version else None}
 
 
 def _unwritable(path: str, flag: str) -> list[str]:
@@ -359,9 +395,13 @@ def _unwritable(path: str, flag: str) -> list[str]:
 
 
 def format_plan(plan: BuildPlan) -> str:
-    lines = [f"model: {plan.model}", f"engine: {plan.engine}",
-             f"tensorrt: {plan.tensorrt_version or 'not installed here (the plan shows both 10 and 11)'}",
-             f"precision: {plan.precision} ({plan.precision_how})"]
+    lines = [f"model: {plan.model}", f"engine: {plan.engine}"]
+    if plan.runtime == "tensorrt-rtx":
+        lines += [f"builder: TensorRT-RTX {plan.tensorrt_version or '(not installed here)'}",
+                  f"compute capabilities: {', '.join(plan.compute_capabilities) or 'TensorRT-RTX default'}"]
+    else:
+        lines.append(f"tensorrt: {plan.tensorrt_version or 'not installed here (the plan shows both 10 and 11)'}")
+    lines.append(f"precision: {plan.precision} ({plan.precision_how})")
     for i, prof in enumerate(plan.profiles):
         lines.append(f"profile {i}:")
         for name, r in prof.items():
@@ -372,6 +412,7 @@ def format_plan(plan: BuildPlan) -> str:
         plugins += " (one per TensorRT major: the build loads the one for the installed TensorRT)"
     lines.append(f"plugins: {plugins}" + (f" for {', '.join(plan.plugin_ops)}" if plan.plugin_ops else ""))
     lines += [f"MISSING: {m}" for m in plan.missing]
+    lines += [f"note: {n}" for n in plan.notes]
     lines.append(f"workspace: {f'{plan.workspace_mib} MiB' if plan.workspace_mib else 'TensorRT default'}")
     lines.append(f"timing cache: {plan.timing_cache or 'none'}")
     typed = "strongly typed" if plan.strongly_typed else \

@@ -20,6 +20,10 @@ def add_parser(sub):
     p.add_argument("--timing-cache", metavar="FILE", help="load it if it exists, save it after the build")
     p.add_argument("--plugins", action="append", metavar="LIB",
                    help="plugin library to load (trtdeploy's own is added when the model has YoloLayer_TRT)")
+    p.add_argument("--runtime", choices=("tensorrt", "tensorrt-rtx"),
+                   help="the builder (default: TensorRT when installed, else TensorRT-RTX)")
+    p.add_argument("--compute-capability", metavar="CC[,CC]",
+                   help="TensorRT-RTX targets, e.g. 8.9,12.0 or sm_89 (default: TensorRT-RTX's own)")
     p.add_argument("--dry-run", action="store_true", help="print the build plan; needs no TensorRT; exits 1 when "
                                                           "the plan cannot build")
     p.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
@@ -43,15 +47,11 @@ def run(args):
     if Path(engine).is_dir():
         raise TrtDeployError(f"-o {engine} is a folder; give the engine file")
     model = io.load(args.model, load_external_data=False)
-    if args.dry_run:
-        from ..trt import installed_version
+    from ..trt import choose_runtime
 
-        version = installed_version()
-    else:
-        from ..trt import import_tensorrt
-
-        version = str(import_tensorrt().__version__)
-    plan = make_plan(model, args.model, engine, specs,
+    runtime, version = choose_runtime(args.runtime, need=not args.dry_run)
+    plan = make_plan(model, args.model, engine, specs, runtime=runtime, compute_capabilities=args.compute_capability,
+                     available_capabilities=_capabilities(runtime, version),
                      precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", plugins=args.plugins,
                      workspace_mib=args.workspace, timing_cache=args.timing_cache, strongly_typed=args.strongly_typed,
                      tensorrt_version=version)
@@ -65,6 +65,18 @@ def run(args):
     from ..trt.build import build_engine
 
     log.info("%s", format_plan(plan))
+    for note in plan.notes:
+        log.warning("note: %s", note)
     sidecar = build_engine(plan)
-    log.info("wrote %s (%.1f s) and %s.json", engine, sidecar["build_seconds"], engine)
+    log.info("wrote %s (%s, %.2f s) and %s.json", engine, sidecar["builder"], sidecar["build_seconds"], engine)
     return 0
+
+
+def _capabilities(runtime, version):
+    """The compute capabilities the installed TensorRT-RTX knows (None: its known list)."""
+    if runtime != "tensorrt-rtx" or version is None:
+        return None
+    from ..trt import import_runtime
+    from ..trt.rtx import capabilities_of
+
+    return capabilities_of(import_runtime(runtime))

@@ -1,5 +1,6 @@
-"""Build a serialized engine from a BuildPlan (TensorRT 10/11 Python API). `build` and `bench` both
-come here, so what a plan says (precision pass, plugins, profiles, cache) happens the same way."""
+"""Build a serialized engine from a BuildPlan (TensorRT 10/11 Python API, which TensorRT-RTX shares).
+`build`, `bench` and `dynamic --check-build` all come here, so what a plan says (precision pass,
+plugins, profiles, cache, RTX's targets) happens the same way."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from ..errors import TrtDeployError
 from ..io import atomic_write_bytes
 from ..plan import BuildPlan
-from . import import_tensorrt, load_plugins, major_version
+from . import import_runtime, is_rtx, label, load_plugins, major_version
 
 log = logging.getLogger("trtdeploy.build")
 
@@ -76,25 +77,50 @@ def prepare_model(plan: BuildPlan, workdir: str) -> str:
 def build_engine(plan: BuildPlan) -> dict:
     """Parse the model, build with the plan's profiles, write the engine and its sidecar
     atomically. Returns the sidecar."""
+    trt, serialized, config, seconds = build_serialized(plan)
+    atomic_write_bytes(plan.engine, memoryview(serialized), protect=[plan.model])
+    if plan.timing_cache:
+        atomic_write_bytes(plan.timing_cache, memoryview(config.get_timing_cache().serialize()), protect=[plan.model])
+    sidecar = make_sidecar(plan, str(trt.__version__), seconds, label(trt))
+    atomic_write_bytes(sidecar_path(plan.engine), json.dumps(sidecar, indent=2).encode(), protect=[plan.model])
+    return sidecar
+
+
+def build_serialized(plan: BuildPlan, model_path: str | None = None):
+    """(module, serialized engine, builder config, seconds): the plan built in memory, nothing written.
+    ``model_path``: parse this file instead of plan.model (a staged file under check)."""
     if plan.missing:
         raise TrtDeployError(plan.missing[0])
-    trt = import_tensorrt()
+    trt = import_runtime(plan.runtime)
     if plan.tensorrt_version != str(trt.__version__):
-        raise TrtDeployError(f"the plan was made for TensorRT {plan.tensorrt_version}; this is {trt.__version__}")
-    logger = trt.Logger(trt.Logger.WARNING)
+        raise TrtDeployError(f"the plan was made for {label(trt).split()[0]} {plan.tensorrt_version}; this is "
+                             f"{label(trt)}")
+    logger = _logger(trt)
     load_plugins(trt, plan.plugins)
+    if is_rtx(trt) and plan.plugin_ops:
+        from .rtx import parser_problem
+
+        problem = parser_problem()  # refused here: parsing the first plugin node would abort the process
+        if problem:
+            raise TrtDeployError(problem)
     builder = trt.Builder(logger)
     with tempfile.TemporaryDirectory(prefix="trtdeploy-build-") as workdir:
-        model_path = prepare_model(plan, workdir)
+        model_path = prepare_model(plan, workdir) if model_path is None or plan.convert else model_path
         flags = 0
-        if plan.strongly_typed and major_version(trt) < 11:  # TensorRT 11: always, and the flag is deprecated
+        # TensorRT 11 and TensorRT-RTX: always strongly typed, and the flag is deprecated
+        if plan.strongly_typed and not is_rtx(trt) and major_version(trt) < 11:
             flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
         network = builder.create_network(flags)
         parser = trt.OnnxParser(network, logger)
         if not parser.parse_from_file(str(model_path)):
             errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
-            raise TrtDeployError(f"TensorRT cannot parse {plan.model}: " + "; ".join(errors[:3]))
+            raise TrtDeployError(f"{label(trt)} cannot parse {plan.model}: " + "; ".join(errors[:3]))
         config = builder.create_builder_config()
+        if plan.compute_capabilities:  # TensorRT-RTX's targets (the plan refuses them for TensorRT)
+            config.num_compute_capabilities = len(plan.compute_capabilities)
+            for i, cc in enumerate(plan.compute_capabilities):
+                if not config.set_compute_capability(getattr(trt.ComputeCapability, "SM" + cc.replace(".", "")), i):
+                    raise TrtDeployError(f"{label(trt)} refused compute capability {cc}")
         if plan.workspace_mib:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, plan.workspace_mib << 20)
         if plan.builder_flag:
@@ -107,22 +133,37 @@ def build_engine(plan: BuildPlan) -> dict:
                 try:
                     profile.set_shape(name, r["min"], r["opt"], r["max"])
                 except RuntimeError as exc:
-                    raise TrtDeployError(f"profile {i}: TensorRT rejects the shapes of '{name}': {exc}") from None
+                    raise TrtDeployError(f"profile {i}: {label(trt)} rejects the shapes of '{name}': {exc}") from None
             if config.add_optimization_profile(profile) < 0:
-                raise TrtDeployError(f"profile {i}: TensorRT rejected it (see its messages above)")
-        cache = _timing_cache(config, plan.timing_cache, trt.__version__) if plan.timing_cache else None
+                raise TrtDeployError(f"profile {i}: {label(trt)} rejected it (see its messages above)")
+        if plan.timing_cache:
+            _timing_cache(config, plan.timing_cache, trt.__version__)
         config.progress_monitor = _progress_monitor(trt)
         t0 = time.monotonic()
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
-            raise TrtDeployError("TensorRT failed to build the engine (see its messages above)")
+            why = f": {logger.first}" if logger.first else " (see its messages above)"
+            raise TrtDeployError(f"{label(trt)} failed to build the engine{why}")
         seconds = time.monotonic() - t0
-    atomic_write_bytes(plan.engine, memoryview(serialized), protect=[plan.model])
-    if cache is not None:
-        atomic_write_bytes(plan.timing_cache, memoryview(config.get_timing_cache().serialize()), protect=[plan.model])
-    sidecar = make_sidecar(plan, str(trt.__version__), seconds)
-    atomic_write_bytes(sidecar_path(plan.engine), json.dumps(sidecar, indent=2).encode(), protect=[plan.model])
-    return sidecar
+    return trt, serialized, config, seconds
+
+
+def _logger(trt):
+    """A WARNING-level logger that prints as TensorRT's does and keeps the first error, for the one-line
+    message of a failed build."""
+
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.first = None
+
+        def log(self, severity, msg):
+            if severity <= trt.ILogger.Severity.ERROR and self.first is None:
+                self.first = str(msg).strip().splitlines()[0] if str(msg).strip() else None
+            if severity <= trt.ILogger.Severity.WARNING:
+                print(f"[{label(trt)}] {msg}", file=sys.stderr, flush=True)
+
+    return Logger()
 
 
 def _timing_cache(config, path: str, version: str):
@@ -154,10 +195,12 @@ def read_sidecar(engine: str) -> dict | None:
         raise TrtDeployError(f"{p}: not a readable build sidecar ({exc}); delete it or rebuild the engine") from None
 
 
-def make_sidecar(plan: BuildPlan, trt_version: str, build_seconds: float | None) -> dict:
+def make_sidecar(plan: BuildPlan, trt_version: str, build_seconds: float | None, builder: str | None = None) -> dict:
     from datetime import datetime, timezone
 
     return {"engine": os.path.basename(plan.engine), "model": plan.model, "tensorrt_version": trt_version,
+            "runtime": plan.runtime, "builder": builder or f"TensorRT {trt_version}",
+            "compute_capabilities": plan.compute_capabilities or ("default" if plan.runtime == "tensorrt-rtx" else None),
             "precision": plan.precision, "precision_how": plan.precision_how, "profiles": plan.profiles,
             "inputs": plan.inputs, "outputs": plan.outputs, "plugins": plan.plugins, "plugin_ops": plan.plugin_ops,
             "build_seconds": build_seconds, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
