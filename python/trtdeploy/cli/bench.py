@@ -19,6 +19,8 @@ def add_parser(sub):
                    help="also time a static MAXBATCH engine fed each batch padded to MAXBATCH (needs MODEL)")
     p.add_argument("--fp16", action="store_true", help="when building from MODEL")
     p.add_argument("--plugins", action="append", metavar="LIB")
+    p.add_argument("--runtime", choices=("tensorrt", "tensorrt-rtx"), help="the builder, when building from MODEL "
+                   "(an engine's is read from its sidecar)")
     p.add_argument("--out", default="benchmarks/results", help="where engine_bench.{json,md,png} go")
     p.add_argument("--name", default="engine_bench")
     return p
@@ -49,9 +51,18 @@ def run(args):
     model = io.load(args.target, load_external_data=False) if is_model else None
     if not is_model and not Path(args.target).is_file():
         raise TrtDeployError(f"{args.target}: no such file")
-    from ..trt import import_tensorrt
+    from ..trt import choose_runtime, import_runtime
+    from ..trt.build import read_sidecar
 
-    trt = import_tensorrt()
+    runtime = (read_sidecar(args.target) or {}).get("runtime", "tensorrt") if not is_model else \
+        choose_runtime(args.runtime)[0]
+    if runtime == "tensorrt-rtx":  # RTX engines run on RTX-class GPUs only: said before building or loading
+        from ..trt.rtx import gpu_problem
+
+        problem = gpu_problem(args.target)
+        if problem:
+            raise TrtDeployError(problem)
+    trt = import_runtime(runtime)
     from ..trt.build import build_engine
     from ..trt.runtime import EngineRunner
 
@@ -61,7 +72,7 @@ def run(args):
 
     def plan_for(m, model_path, engine_path, specs):  # the same plan (precision pass, plugins) as `build`
         return make_plan(m, model_path, engine_path, specs, precision, args.plugins,
-                         tensorrt_version=str(trt.__version__))
+                         tensorrt_version=str(trt.__version__), runtime=runtime)
 
     if is_model:
         spec = ProfileSpec()

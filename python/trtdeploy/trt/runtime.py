@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from ..errors import MissingDependencyError, TrtDeployError
-from . import import_tensorrt, load_plugins
+from . import import_runtime, load_plugins
 
 log = logging.getLogger("trtdeploy")
 
@@ -64,12 +64,16 @@ class EngineRunner:
         from ..plan import YOLO_OP, engine_plugins
         from .build import read_sidecar
 
-        trt = import_tensorrt()
+        sidecar = read_sidecar(engine_path)
+        trt = import_runtime((sidecar or {}).get("runtime", "tensorrt"))  # the builder that made it runs it
         self.trt, self.torch = trt, _torch()
         self.logger = trt.Logger(trt.Logger.WARNING)
         blob = Path(engine_path).read_bytes()
-        sidecar = read_sidecar(engine_path)
-        libs, notes = engine_plugins(sidecar, YOLO_OP.encode() in blob, list(plugins), str(trt.__version__))
+        from . import is_rtx
+        from .rtx import PLUGIN_ABI
+
+        abi = PLUGIN_ABI if is_rtx(trt) else str(trt.__version__)  # the plugin library's TensorRT major
+        libs, notes = engine_plugins(sidecar, YOLO_OP.encode() in blob, list(plugins), abi)
         for note in notes:
             log.info("%s", note)
         load_plugins(trt, libs)
