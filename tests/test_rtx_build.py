@@ -128,3 +128,37 @@ def test_bench_rtx_engine_needs_an_rtx_gpu(yolov5_trt, tmp_path):
     proc = run_cli("bench", e, "--shapes", "images:1x3x128x128")
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
     assert "RTX-class GPU" in proc.stderr, proc.stderr
+
+
+def test_dynamic_check_build(tmp_path):
+    out = tmp_path / "cls.onnx"
+    proc = _cli_ok("dynamic", fixture_path("view_cnn"), "-o", out, "--check-build", "1:8:64")
+    assert "TensorRT-RTX 1." in proc.stderr and "parsed and built it for input:1x3x32x32..64x3x32x32" in proc.stderr
+    assert out.is_file()
+    bad = tmp_path / "bad.onnx"
+    proc = run_cli("dynamic", fixture_path("view_cnn"), "-o", bad, "--check-build", "8:1:64")
+    assert proc.returncode == 1 and "MIN <= OPT <= MAX" in proc.stderr and not bad.exists()
+
+
+def test_tensorrt_rtx_imported_first_is_refused_not_aborted(yolov5_trt, tmp_path):
+    """The parser loaded from the wheel's folder (no libtensorrt_rtx.so) aborts at the first plugin node:
+    trtdeploy says so in one line instead, unless the link is there."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    libs = Path(importlib.util.find_spec("tensorrt_rtx_libs").origin).parent
+    if (libs / "libtensorrt_rtx.so").exists():
+        pytest.skip(f"{libs} has libtensorrt_rtx.so: nothing aborts there")
+    code = ("import sys, tensorrt_rtx; from trtdeploy.cli import main; "
+            f"sys.exit(main(['build', {str(yolov5_trt)!r}, '-o', {str(tmp_path / 'e.engine')!r}, '--batch', '1:2:4']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1 and "libtensorrt_rtx.so" in proc.stderr.strip().splitlines()[-1], proc.stderr[-1500:]
+    assert not (tmp_path / "e.engine").exists()
+
+
+def test_doctor_names_tensorrt_rtx_and_its_plugin_library():
+    proc = _cli_ok("doctor")
+    line = next(x for x in proc.stdout.splitlines() if x.strip().startswith("TensorRT-RTX "))
+    assert "builds without a GPU" in line
+    assert "libtrtdeploy_plugins_trt11.so" in proc.stdout

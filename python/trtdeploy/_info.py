@@ -97,8 +97,21 @@ def doctor() -> dict:
             usable = select_plugin_library(plugins, trt)
         except TrtDeployError as exc:
             problem = str(exc)
+    rtx = _version("tensorrt_rtx")
+    rtx_plugin, rtx_problem = None, None
+    if rtx and rtx != "installed":
+        from .trt.rtx import PLUGIN_ABI, version_ok
+
+        try:
+            rtx_plugin = select_plugin_library(plugins, PLUGIN_ABI) if version_ok(rtx) else None
+            rtx_problem = None if version_ok(rtx) else f"TensorRT-RTX {rtx} predates 1.5: no plugin library fits it"
+        except TrtDeployError as exc:
+            rtx_problem = str(exc)
     return {
         "trtdeploy": __version__,
+        "tensorrt_rtx": rtx,
+        "tensorrt_rtx_plugin": rtx_plugin,
+        "tensorrt_rtx_plugin_problem": rtx_problem,
         "python": platform.python_version(),
         "onnx": _version("onnx"),
         "onnxruntime": _version("onnxruntime"),

@@ -33,6 +33,13 @@ def run(args):
           f"{'yes' if d['gpu_usable'] else 'no'}")
     print(f"  TensorRT           {d['tensorrt'] or 'not installed (pip install tensorrt, or trtdeploy[trt])'}; "
           f"usable: {'yes' if d['tensorrt_usable'] else 'no'}")
+    print(f"  TensorRT-RTX       {d['tensorrt_rtx'] or 'not installed (pip install tensorrt-rtx, or trtdeploy[rtx])'}"
+          + ("; builds without a GPU (CPU-only ahead of time); its engines run on RTX-class GPUs, SM 7.5-12.x, not "
+             "H100/H200/B200" if d["tensorrt_rtx"] else ""))
+    if d["tensorrt_rtx_plugin"]:
+        print(f"  TensorRT-RTX plugin {d['tensorrt_rtx_plugin']} (TensorRT 11's plugin ABI)")
+    if d["tensorrt_rtx_plugin_problem"]:
+        print(f"  TensorRT-RTX plugin PROBLEM: {d['tensorrt_rtx_plugin_problem']}")
     if not d["tensorrt_plugins"]:
         print("  TensorRT plugin    not built (no TensorRT headers were found at build time; set "
               "TRTDEPLOY_TENSORRT_INCLUDE_DIRS and reinstall)")

@@ -19,6 +19,10 @@ def add_parser(sub):
                         "(the output lists the nodes rewritten on that guess)")
     add_verify_options(p)
     add_batch_sizes(p)
+    p.add_argument("--check-build", nargs="?", const="", metavar="MIN:OPT:MAX",
+                   help="also parse and build the written model with TensorRT or TensorRT-RTX (whichever is installed) "
+                        "before it is renamed into place, for a batch profile MIN:OPT:MAX (default: the batch sizes "
+                        "the check ran; other dynamic dims at the --shapes/check sizes)")
     return p
 
 
@@ -53,11 +57,16 @@ def run(args):
 
     def check(original, new, probe):
         try:
-            return dynamic_outputs(original, new, probe, batch_sizes=sizes)
+            report = dynamic_outputs(original, new, probe, batch_sizes=sizes)
         except CannotRun:
             raise
         except TrtDeployError as exc:
             raise explained(exc) from None
+        if args.check_build is not None:
+            from ..trt.build import check_build
+
+            report.setdefault("checks", []).append(check_build(new, probe.written[1], args.check_build, probe, sizes))
+        return report
 
     write_checked(args, model, dyn, functools.update_wrapper(check, dynamic_outputs), out)
     if guesses:

@@ -204,3 +204,30 @@ def make_sidecar(plan: BuildPlan, trt_version: str, build_seconds: float | None,
             "precision": plan.precision, "precision_how": plan.precision_how, "profiles": plan.profiles,
             "inputs": plan.inputs, "outputs": plan.outputs, "plugins": plan.plugins, "plugin_ops": plan.plugin_ops,
             "build_seconds": build_seconds, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def check_build(model, path: str, batch: str, probe, batch_sizes=None) -> dict:
+    """`dynamic --check-build`: parse and build the staged file ``path`` (nothing written) for one
+    profile: the batch range ``batch`` (MIN:OPT:MAX; "" = the batch sizes of the check: 1x..3x the
+    original), the other dynamic dims at the check's base sizes. A check report entry."""
+    from ..plan import ProfileSpec, make_plan, parse_batch
+    from . import choose_runtime
+
+    runtime, version = choose_runtime()
+    base = probe.shapes  # the check's sizes: --shapes, else the model's own (guesses named by the check)
+    n = next((d[0] for d in base.values() if d), 1) or 1
+    lo, opt, hi = parse_batch(batch, "--check-build") if batch else \
+        (min(batch_sizes or [n]), max(batch_sizes or [3 * n]), max(batch_sizes or [3 * n]))
+    spec = ProfileSpec(batch=(lo, opt, hi))
+    for kind in ("min", "opt", "max"):
+        for name, dims in base.items():
+            if dims:
+                spec.shapes[kind][name] = [(lo, opt, hi)[("min", "opt", "max").index(kind)]] + list(dims[1:])
+    with tempfile.TemporaryDirectory(prefix="trtdeploy-check-build-") as tmp:
+        plan = make_plan(model, path, os.path.join(tmp, "check.engine"), [spec], tensorrt_version=version,
+                         runtime=runtime)
+        trt, _, _, seconds = build_serialized(plan, path)
+    shapes = ", ".join(f"{k}:{'x'.join(map(str, v['min']))}..{'x'.join(map(str, v['max']))}"
+                       for k, v in plan.profiles[0].items())
+    return {"check": f"{label(trt)} parsed and built it for {shapes} ({seconds:.2f} s)", "max_abs_diff": None,
+            "output": True}
