@@ -464,3 +464,27 @@ def test_doctor_lists_each_plugin_library_with_its_tensorrt_version():
         assert f"{r['library']} (built for TensorRT {r['tensorrt_version']})" in text
     if not rows:
         assert "TensorRT plugin    not built" in text
+
+
+def test_rtx_plan_rules_without_a_builder(tmp_path):
+    """TensorRT-RTX's plan rules are pure: they hold where no builder is installed (a dry run)."""
+    from trtdeploy.trt.rtx import parse_capabilities
+
+    assert parse_capabilities("8.9,sm_120,SM86,75") == ["8.9", "12.0", "8.6", "7.5"]
+    with pytest.raises(TrtDeployError, match=r"builds for 7.5, 8.0, 8.6, 8.9, 12.0, 12.1 only; data-center GPUs"):
+        parse_capabilities("9.0")
+    nms = tmp_path / "nms.onnx"
+    x = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["idx"], name="my_nms")], "g",
+        [x("boxes", onnx.TensorProto.FLOAT, [1, 10, 4]), x("scores", onnx.TensorProto.FLOAT, [1, 1, 10])],
+        [x("idx", onnx.TensorProto.INT64, [None, 3])])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)]), str(nms))
+    proc = run_cli("build", nms, "-o", tmp_path / "e.engine", "--runtime", "tensorrt-rtx", "--dry-run")
+    assert proc.returncode == 1 and "builder: TensorRT-RTX" in proc.stdout
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "'my_nms' is ONNX NonMaxSuppression" in \
+        proc.stderr and "yolo patch --nms plugin" in proc.stderr
+    proc = run_cli("build", nms, "--runtime", "tensorrt", "--compute-capability", "8.9", "--dry-run")
+    assert proc.returncode == 1 and "sets TensorRT-RTX's targets" in proc.stderr
+    proc = run_cli("build", nms, "--runtime", "tensorrt-rtx", "--bf16", "--dry-run")
+    assert proc.returncode == 1 and "always strongly typed" in proc.stderr
