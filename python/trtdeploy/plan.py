@@ -332,7 +332,9 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
                              "model?)")
     ops = plugin_ops(model)
     if runtime == "tensorrt-rtx":
-        rtx = _rtx_plan(model, precision, compute_capabilities, available_capabilities, tensorrt_version, timing_cache)
+        from .trt.rtx import plan_rules
+
+        rtx = plan_rules(model, precision, compute_capabilities, available_capabilities, tensorrt_version, timing_cache)
         prec, missing, notes, capabilities = rtx["precision"], rtx["missing"], rtx["notes"], rtx["capabilities"]
         libs, more = plugin_plan(ops, list(plugins or []), rtx["plugin_abi"])
         missing += more
@@ -363,25 +365,6 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
                      timing_cache=timing_cache, strongly_typed=prec["strongly_typed"],
                      tensorrt_version=tensorrt_version, inputs=io, outputs=outs, missing=missing, runtime=runtime,
                      compute_capabilities=capabilities, notes=notes)
-
-
-def _rtx_plan(model, precision, capabilities, available, version, timing_cache) -> dict:
-    """TensorRT-RTX's part of the plan: precision, targets, what it cannot build, notes."""
-    from .trt import rtx
-
-    notes, missing = [], rtx.unbuildable(model)
-    ccs = rtx.parse_capabilities(capabilities, available or rtx.KNOWN_CAPABILITIES, version or "") \
-        if capabilities else []
-    if not ccs:
-        notes.append(f"compute capabilities: {rtx.DEFAULT_TARGETS}; --compute-capability 8.9[,12.0] names them")
-    if timing_cache:
-        notes.append(f"--timing-cache {timing_cache} is ignored: the timing cache is a deprecated no-op on "
-                     "TensorRT-RTX (its runtime cache is the equivalent)")
-    if version and not rtx.version_ok(version) and YOLO_OP in plugin_ops(model):
-        missing.append(f"TensorRT-RTX {version} has TensorRT 10's plugin ABI for none of trtdeploy's libraries; "
-                       "the YoloLayer_TRT plugin needs TensorRT-RTX >= 1.5 (`pip install trtdeploy[rtx]`)")
-    return {"precision": rtx.precision(precision), "missing": missing, "notes": notes, "capabilities": ccs,
-            "plugin_abi": rtx.PLUGIN_ABI if version else None}
 
 
 def _unwritable(path: str, flag: str) -> list[str]:
