@@ -38,10 +38,11 @@ def run(args):
         raise TrtDeployError("give --fp16 or --bf16, not both")
     specs = profile_specs(args)
     engine = args.output or str(Path(args.model).with_suffix(".engine"))
-    if Path(engine).resolve() == Path(args.model).resolve():
-        raise TrtDeployError(f"-o {engine} is the model file")
-    if Path(engine).is_dir():
-        raise TrtDeployError(f"-o {engine} is a folder; give the engine file")
+    from ..trt.build import sidecar_path
+    from ._common import check_outputs
+
+    check_outputs(args, [("-o", engine), ("the build sidecar", sidecar_path(engine))]
+                  + ([("--timing-cache", args.timing_cache)] if args.timing_cache else []))
     model = io.load(args.model, load_external_data=False)
     if args.dry_run:
         from ..trt import installed_version
