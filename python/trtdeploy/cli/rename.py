@@ -60,7 +60,7 @@ def run(args):
         _check_io(args.model, ios)
         for pairs in ios.values():
             mapping.update(pairs)
-    from ..surgery.names import rename_file
+    from .._rename_file import rename_file
 
     info = rename_file(args.model, out, mapping, prefix=args.prefix, sanitize=args.sanitize,
                        backend="python" if args.python else "auto", verify=args.verify)
@@ -79,7 +79,7 @@ def run(args):
 
 
 def _weights_files(args) -> list:
-    """The output's copy of the input's external data files (surgery.names.rename_file): outputs too."""
+    """The output's copy of the input's external data files (_rename_file.rename_file): outputs too."""
     from pathlib import Path
 
     from .. import io
