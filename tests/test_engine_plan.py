@@ -93,7 +93,7 @@ def test_shared_dim_names_zero_sizes_and_duplicates(tmp_path):
         plan_profiles(m, [spec(opt="a:2x7,b:3x7x4")])
     with pytest.raises(TrtDeployError, match=r"are both 'seq' but their min sizes differ"):
         plan_profiles(m, [spec(min="a:1x1,b:1x2x4", opt="a:2x7,b:2x7x4")])
-    with pytest.raises(TrtDeployError, match=r"input 'a' dim 1: min 0 makes a 0-size dim"):
+    with pytest.raises(TrtDeployError, match=r"--min-shapes 'a:1x0': a dim of 0 makes an empty tensor; dims start at 1"):
         plan_profiles(m, [spec(min="a:1x0,b:1x0x4", opt="a:2x7,b:2x7x4")])
     with pytest.raises(TrtDeployError, match=r"--opt-shapes 'a:2x7,a:3x7': input 'a' is given twice"):
         profile_specs([[("opt", "--opt-shapes", "a:2x7,a:3x7")]])

@@ -87,6 +87,7 @@ def test_staging_writes_nothing_on_failure_and_protects_inputs(tmp_path):
 
 
 @pytest.mark.parametrize("text,message", [
+    ("images:0x3x320x320", "a dim of 0 makes an empty tensor; dims start at 1"),
     ("images:1,3,640,640", "dims are separated by 'x' (images:1x3x640x640); ',' separates inputs"),
     ("images=1x3x640x640", "put ':' between the name and the dims (images:1x3x640x640)"),
     ("images:1x3x640x", "empty dim in '1x3x640x'"),
@@ -216,3 +217,10 @@ def test_inplace_may_replace_the_model_and_its_data(tmp_path):
     assert proc.returncode == 0, proc.stderr
     proc = run_cli("dynamic", tmp_path / "e.onnx", "-o", tmp_path / "e.onnx")
     assert proc.returncode == 1 and proc.stderr.strip().endswith("give another file name, or --inplace to overwrite it")
+
+
+def test_zero_dim_is_refused_by_the_shared_shapes_parser(tmp_path):
+    """`expose --shapes images:0x3x320x320` gave onnxruntime's Reshape error."""
+    proc = run_cli("expose", fixture_path("view_cnn"), "--all", "--shapes", "input:0x3x32x32")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("a dim of 0 makes an empty tensor; dims start at 1")

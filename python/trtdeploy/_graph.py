@@ -133,7 +133,8 @@ def node_label(node: onnx.NodeProto) -> str:
     """How errors refer to a node: its name, or its op and first output when unnamed."""
     if node.name:
         return f"'{node.name}' ({node.op_type})"
-    return f"{node.op_type} node producing '{node.output[0] if node.output else '?'}'"
+    return f"the {node.op_type} node that produces '{node.output[0]}'" if node.output and node.output[0] else \
+        f"an unnamed {node.op_type} node"
 
 
 def constant_value(name: str, graph: onnx.GraphProto,

@@ -51,8 +51,27 @@ def remove_nodes(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     Initializers and constant nodes that only fed a removed node are dropped too."""
     m = copy_model(model)
     for name in names:
+        before = _inference_error(m)
+        node = find_node(m.graph, name)
+        label, src, out = node_label(node), next((x for x in node.input if x), "?"), next((o for o in node.output if o), "?")
         _remove_one(m, name)
+        if before is None and (after := _inference_error(m)) is not None:
+            # dims _same_type could not compare (a symbol against a number, unknown dims): what read the
+            # output does not fit the input that now takes its place
+            raise TrtDeployError(f"cannot remove node {label}: its input '{src}' does not fit what reads its "
+                                 f"output '{out}' (onnx shape inference of the result: {after})")
     return m
+
+
+def _inference_error(m: onnx.ModelProto) -> str | None:
+    """The first line of onnx's strict type and shape inference error on ``m``, or None."""
+    try:
+        onnx.shape_inference.infer_shapes(m, strict_mode=True, check_type=True)
+    except onnx.shape_inference.InferenceError as exc:
+        return str(exc).splitlines()[0]
+    except Exception:  # noqa: BLE001 - what inference cannot judge (a model over 2 GB, ...)
+        return None
+    return None
 
 
 def _remove_one(m: onnx.ModelProto, name: str) -> None:
