@@ -464,3 +464,19 @@ def test_doctor_lists_each_plugin_library_with_its_tensorrt_version():
         assert f"{r['library']} (built for TensorRT {r['tensorrt_version']})" in text
     if not rows:
         assert "TensorRT plugin    not built" in text
+
+
+def test_batch_combines_with_the_shapes_and_a_lone_min_is_refused():
+    """`--batch 1:8:32` with --min/--opt/--max-shapes gave a max batch of 1 without a word (the shapes' axis 0
+    won); `--min-shapes` alone silently set opt = max = min."""
+    m = load_fixture(DYN)
+    p = plan_profiles(m, [spec(batch=(1, 8, 32), opt="images:8x3x640x640")])[0]["images"]
+    assert (p["min"], p["opt"], p["max"]) == ([1, 3, 640, 640], [8, 3, 640, 640], [32, 3, 640, 640])
+    with pytest.raises(TrtDeployError, match=r"--batch 1:8:32 gives input 'images' a min batch of 1, --min-shapes "
+                                             r"gives 2; give the batch once"):
+        plan_profiles(m, [spec(batch=(1, 8, 32), min="images:2x3x320x320", opt="images:8x3x640x640",
+                               max="images:32x3x640x640")])
+    with pytest.raises(TrtDeployError, match=r"input 'images' has --min-shapes but no --opt-shapes; add --opt-shapes"):
+        plan_profiles(m, [spec(min="images:1x3x320x320")])
+    with pytest.raises(TrtDeployError, match=r"has --min-shapes and --max-shapes but no --opt-shapes"):
+        plan_profiles(m, [spec(min="images:1x3x320x320", max="images:4x3x640x640")])

@@ -124,9 +124,12 @@ def plan_profiles(model: onnx.ModelProto, specs: list[ProfileSpec]) -> list[dict
             if dims is None:
                 raise TrtDeployError(f"input '{name}' has no shape in the model; re-export it with one")
             given = {k: spec.shapes[k].get(name) for k in KINDS}
-            # trtexec's rule: a missing min/max takes opt's value, a missing opt takes max's
-            if given["opt"] is None:
-                given["opt"] = given["max"] or given["min"]
+            typed = {k for k in KINDS if given[k] is not None}  # what the user wrote, before filling in
+            if typed and "opt" not in typed:  # a lone --min-shapes silently became min = opt = max
+                shown = " and ".join(f"--{k}-shapes" for k in KINDS if k in typed)
+                raise TrtDeployError(f"{where}: input '{name}' has {shown} but no --opt-shapes; add --opt-shapes "
+                                     f"{name}:... (a missing min or max then takes opt's sizes, as in trtexec)")
+            # trtexec's rule: a missing min/max takes opt's value
             for k in ("min", "max"):
                 if given[k] is None:
                     given[k] = given["opt"]
@@ -139,8 +142,13 @@ def plan_profiles(model: onnx.ModelProto, specs: list[ProfileSpec]) -> list[dict
                 out = []
                 for axis, d in enumerate(dims):
                     v = vals[axis] if vals is not None else None
-                    if v is None and axis == 0 and not isinstance(d, int) and spec.batch:
-                        v = spec.batch[KINDS.index(kind)]
+                    if axis == 0 and not isinstance(d, int) and spec.batch:  # --batch gives the batch
+                        b = spec.batch[KINDS.index(kind)]
+                        if kind in typed and v is not None and v != b:
+                            raise TrtDeployError(f"{where}: --batch {':'.join(map(str, spec.batch))} gives input "
+                                                 f"'{name}' a {kind} batch of {b}, --{kind}-shapes gives {v}; give the "
+                                                 "batch once, or the same in both")
+                        v = b
                     if isinstance(d, int):
                         if v is not None and v != d:
                             raise TrtDeployError(f"{where}: input '{name}' dim {axis} is static ({d}) and cannot be "
