@@ -480,3 +480,15 @@ def test_batch_combines_with_the_shapes_and_a_lone_min_is_refused():
         plan_profiles(m, [spec(min="images:1x3x320x320")])
     with pytest.raises(TrtDeployError, match=r"has --min-shapes and --max-shapes but no --opt-shapes"):
         plan_profiles(m, [spec(min="images:1x3x320x320", max="images:4x3x640x640")])
+
+
+def test_dry_run_of_a_float16_model_says_so(tmp_path):
+    """A model converted by `trtdeploy fp16` was planned as "precision: fp32 (float32 as in the model)"."""
+    half = tmp_path / "h.onnx"
+    assert run_cli("fp16", fixture_path("view_cnn"), "-o", half).returncode == 0
+    proc = run_cli("build", half, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("precision:"))
+    assert "already float16" in line and "float32 as in the model" not in line, line
+    proc = run_cli("build", fixture_path("view_cnn"), "--dry-run")
+    assert "precision: fp32 (float32 as in the model)" in proc.stdout

@@ -335,6 +335,8 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
                              "model?)")
     major = int(str(tensorrt_version).split(".")[0]) if tensorrt_version else None
     prec = precision_strategy(precision, major, strongly_typed)
+    if precision == "fp32" and (half := _float16_tensors(model)):
+        prec["how"] = f"the model's own types: it is already float16 ({half}), e.g. from `trtdeploy fp16`"
     ops = plugin_ops(model)
     libs, missing = plugin_plan(ops, list(plugins or []), tensorrt_version)
     if workspace_mib is not None and workspace_mib <= 0:
@@ -354,6 +356,20 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
                      convert=prec["convert"], plugins=libs, plugin_ops=ops, workspace_mib=workspace_mib,
                      timing_cache=timing_cache, strongly_typed=prec["strongly_typed"],
                      tensorrt_version=tensorrt_version, inputs=io, outputs=outs, missing=missing)
+
+
+def _float16_tensors(model: onnx.ModelProto) -> str:
+    """What of the model is float16 (weights, Cast-to-float16 nodes, graph inputs/outputs), as words; ''
+    when nothing is."""
+    f16 = onnx.TensorProto.FLOAT16
+    g = model.graph
+    weights = sum(t.data_type == f16 for t in g.initializer) + sum(
+        a.t.data_type == f16 for n in g.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t"))
+    casts = sum(n.op_type == "Cast" and any(a.name == "to" and a.i == f16 for a in n.attribute) for n in g.node)
+    io = sum(vi.type.tensor_type.elem_type == f16 for vi in list(g.input) + list(g.output))
+    parts = [f"{weights} float16 weight(s)" if weights else "", f"{casts} Cast(s) to float16" if casts else "",
+             f"{io} float16 graph input(s)/output(s)" if io else ""]
+    return ", ".join(p for p in parts if p)
 
 
 def _unwritable(path: str, flag: str) -> list[str]:
