@@ -295,3 +295,24 @@ def test_type_check_error_names_the_dtypes():
 
     assert _named_types("Inferred elem type differs from existing elem type: (10) vs (1)").endswith(
         "(FLOAT16) vs (FLOAT)")
+
+
+def test_dry_run_runs_the_builds_fp16_conversion(tmp_path):
+    """`build --fp16 --strongly-typed --dry-run` said the model would go through `fp16`, which then refused it:
+    the dry run now runs the build's conversion (plan.convert_for_build), so it refuses what the build would."""
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                          [helper.make_tensor_value_info("x", TP.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TP.INT32, [1, 4])])  # declared wrong
+    bad = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(bad))
+    for flags in (["--strongly-typed"], []):  # without TensorRT here, the dry run covers TensorRT 11 too
+        proc = run_cli("build", bad, "--fp16", "--dry-run", *flags)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("trtdeploy build: error: the float16 model does not "
+                                                               "type-check"), proc.stderr
+        assert "(FLOAT16) vs (INT32)" in proc.stderr or "INT32" in proc.stderr, proc.stderr
+    proc = run_cli("build", _ir4_conv(tmp_path / "ir4.onnx"), "--fp16", "--strongly-typed", "--dry-run")
+    assert proc.returncode == 0, proc.stderr

@@ -358,6 +358,16 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
                      tensorrt_version=tensorrt_version, inputs=io, outputs=outs, missing=missing)
 
 
+def convert_for_build(model_path: str):
+    """(model, its float16 conversion): what a strongly typed fp16 build parses (trt.build.prepare_model)
+    and what `build --dry-run` runs too, so that the dry run refuses what the build would."""
+    from . import io
+    from .surgery.fp16 import to_fp16
+
+    model = io.load(model_path)
+    return model, to_fp16(model)
+
+
 def _float16_tensors(model: onnx.ModelProto) -> str:
     """What of the model is float16 (weights, Cast-to-float16 nodes, graph inputs/outputs), as words; ''
     when nothing is."""

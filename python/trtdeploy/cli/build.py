@@ -56,6 +56,10 @@ def run(args):
                      precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", plugins=args.plugins,
                      workspace_mib=args.workspace, timing_cache=args.timing_cache, strongly_typed=args.strongly_typed,
                      tensorrt_version=version)
+    if args.dry_run and plan.precision == "fp16" and plan.builder_flag is None and not plan.missing:
+        from ..plan import convert_for_build  # strongly typed (or TensorRT 11, when none is installed):
+
+        convert_for_build(args.model)  # the build's own conversion, so that what it refuses is refused now
     if args.dry_run:
         print(json.dumps(plan.to_dict(), indent=2) if args.json else format_plan(plan))
     if plan.missing:
