@@ -93,7 +93,7 @@ def test_shared_dim_names_zero_sizes_and_duplicates(tmp_path):
         plan_profiles(m, [spec(opt="a:2x7,b:3x7x4")])
     with pytest.raises(TrtDeployError, match=r"are both 'seq' but their min sizes differ"):
         plan_profiles(m, [spec(min="a:1x1,b:1x2x4", opt="a:2x7,b:2x7x4")])
-    with pytest.raises(TrtDeployError, match=r"input 'a' dim 1: min 0 makes a 0-size dim"):
+    with pytest.raises(TrtDeployError, match=r"--min-shapes 'a:1x0': a dim of 0 makes an empty tensor; dims start at 1"):
         plan_profiles(m, [spec(min="a:1x0,b:1x0x4", opt="a:2x7,b:2x7x4")])
     with pytest.raises(TrtDeployError, match=r"--opt-shapes 'a:2x7,a:3x7': input 'a' is given twice"):
         profile_specs([[("opt", "--opt-shapes", "a:2x7,a:3x7")]])
@@ -488,3 +488,31 @@ def test_rtx_plan_rules_without_a_builder(tmp_path):
     assert proc.returncode == 1 and "sets TensorRT-RTX's targets" in proc.stderr
     proc = run_cli("build", nms, "--runtime", "tensorrt-rtx", "--bf16", "--dry-run")
     assert proc.returncode == 1 and "always strongly typed" in proc.stderr
+
+
+def test_batch_combines_with_the_shapes_and_a_lone_min_is_refused():
+    """`--batch 1:8:32` with --min/--opt/--max-shapes gave a max batch of 1 without a word (the shapes' axis 0
+    won); `--min-shapes` alone silently set opt = max = min."""
+    m = load_fixture(DYN)
+    p = plan_profiles(m, [spec(batch=(1, 8, 32), opt="images:8x3x640x640")])[0]["images"]
+    assert (p["min"], p["opt"], p["max"]) == ([1, 3, 640, 640], [8, 3, 640, 640], [32, 3, 640, 640])
+    with pytest.raises(TrtDeployError, match=r"--batch 1:8:32 gives input 'images' a min batch of 1, --min-shapes "
+                                             r"gives 2; give the batch once"):
+        plan_profiles(m, [spec(batch=(1, 8, 32), min="images:2x3x320x320", opt="images:8x3x640x640",
+                               max="images:32x3x640x640")])
+    with pytest.raises(TrtDeployError, match=r"input 'images' has --min-shapes but no --opt-shapes; add --opt-shapes"):
+        plan_profiles(m, [spec(min="images:1x3x320x320")])
+    with pytest.raises(TrtDeployError, match=r"has --min-shapes and --max-shapes but no --opt-shapes"):
+        plan_profiles(m, [spec(min="images:1x3x320x320", max="images:4x3x640x640")])
+
+
+def test_dry_run_of_a_float16_model_says_so(tmp_path):
+    """A model converted by `trtdeploy fp16` was planned as "precision: fp32 (float32 as in the model)"."""
+    half = tmp_path / "h.onnx"
+    assert run_cli("fp16", fixture_path("view_cnn"), "-o", half).returncode == 0
+    proc = run_cli("build", half, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("precision:"))
+    assert "already float16" in line and "float32 as in the model" not in line, line
+    proc = run_cli("build", fixture_path("view_cnn"), "--dry-run")
+    assert "precision: fp32 (float32 as in the model)" in proc.stdout

@@ -253,3 +253,66 @@ def test_compared_tensors_say_where_they_are_read():
     assert compared == {"a": "tensor 'a' (what 'topk' (TopK) selects from)",
                         "b": "tensor 'b' (read by 'pick' (GatherElements) after a selection)"}
     assert followers == {"'y'": ["'topk' (TopK)"]}
+
+
+def _ir4_conv(path):
+    """One Conv whose weight and bias initializers are also graph inputs (IR 4, as PyTorch <= 1.2 exported)."""
+    import numpy as np
+    from onnx import TensorProto as TP
+    from onnx import helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "W")
+    b = numpy_helper.from_array(np.linspace(-1, 1, 4).astype(np.float32), "B")
+    g = helper.make_graph([helper.make_node("Conv", ["x", "W", "B"], ["y"], name="conv", pads=[1, 1, 1, 1])], "g",
+                          [helper.make_tensor_value_info("x", TP.FLOAT, [1, 3, 8, 8]),
+                           helper.make_tensor_value_info("W", TP.FLOAT, [4, 3, 3, 3]),
+                           helper.make_tensor_value_info("B", TP.FLOAT, [4])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [1, 4, 8, 8])], [w, b])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 9)], ir_version=4), str(path))
+    return path
+
+
+def test_fp16_of_initializers_listed_as_inputs(tmp_path):
+    """fp16 refused an IR-4 model whose weights are also graph inputs: "(10) vs (1)". Such a weight is an input
+    with a default (a feed may replace it): it stays float32 like the other inputs, its reader gets a Cast, and
+    the converted model gives the original's results for the default and for a feed."""
+    import numpy as np
+
+    src = _ir4_conv(tmp_path / "ir4.onnx")
+    out = tmp_path / "h.onnx"
+    proc = run_cli("fp16", src, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    half = onnx.load(str(out))
+    assert any(n.op_type == "Conv" and n.input[1] == "W_fp16" for n in half.graph.node)
+    x = np.random.default_rng(1).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    w = np.full((4, 3, 3, 3), 0.5, np.float32)
+    for feeds in ({"x": x}, {"x": x, "W": w}):
+        np.testing.assert_allclose(ort_run(half, feeds)[0], ort_run(onnx.load(str(src)), feeds)[0], atol=2e-2)
+
+
+def test_type_check_error_names_the_dtypes():
+    from trtdeploy.surgery.fp16 import _named_types
+
+    assert _named_types("Inferred elem type differs from existing elem type: (10) vs (1)").endswith(
+        "(FLOAT16) vs (FLOAT)")
+
+
+def test_dry_run_runs_the_builds_fp16_conversion(tmp_path):
+    """`build --fp16 --strongly-typed --dry-run` said the model would go through `fp16`, which then refused it:
+    the dry run now runs the build's conversion (plan.convert_for_build), so it refuses what the build would."""
+    from onnx import TensorProto as TP
+    from onnx import helper
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g",
+                          [helper.make_tensor_value_info("x", TP.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TP.INT32, [1, 4])])  # declared wrong
+    bad = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(bad))
+    for flags in (["--strongly-typed"], []):  # without TensorRT here, the dry run covers TensorRT 11 too
+        proc = run_cli("build", bad, "--fp16", "--dry-run", *flags)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("trtdeploy build: error: the float16 model does not "
+                                                               "type-check"), proc.stderr
+        assert "(FLOAT16) vs (INT32)" in proc.stderr or "INT32" in proc.stderr, proc.stderr
+    proc = run_cli("build", _ir4_conv(tmp_path / "ir4.onnx"), "--fp16", "--strongly-typed", "--dry-run")
+    assert proc.returncode == 0, proc.stderr

@@ -87,6 +87,7 @@ def test_staging_writes_nothing_on_failure_and_protects_inputs(tmp_path):
 
 
 @pytest.mark.parametrize("text,message", [
+    ("images:0x3x320x320", "a dim of 0 makes an empty tensor; dims start at 1"),
     ("images:1,3,640,640", "dims are separated by 'x' (images:1x3x640x640); ',' separates inputs"),
     ("images=1x3x640x640", "put ':' between the name and the dims (images:1x3x640x640)"),
     ("images:1x3x640x", "empty dim in '1x3x640x'"),
@@ -158,3 +159,68 @@ def test_atomic_savez_takes_any_tensor_name(tmp_path):
         for k, v in arrays.items():
             assert got[k].dtype == v.dtype and np.array_equal(got[k], v)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
+
+
+WRITES_OVER_AN_INPUT = [  # (command, ...) in a folder with m.onnx (inline), e.onnx (+ e.onnx.data), x.npz, map.json
+    ("expose", "m.onnx", "--all", "--dump", "m.onnx"),
+    ("expose", "e.onnx", "--all", "--dump", "e.onnx.data"),
+    ("expose", "m.onnx", "--all", "-o", "x.onnx", "--dump", "x.onnx"),
+    ("expose", "m.onnx", "--all", "--dump", "link.onnx"),  # a symlink to m.onnx
+    ("expose", "m.onnx", "--all", "--dump", "hard.onnx"),  # a hardlink to m.onnx
+    ("expose", "m.onnx", "--all", "--dump", "sub/../m.onnx"),
+    ("expose", "m.onnx", "--all", "--inputs", "x.npz", "--dump", "x.npz"),
+    ("build", "m.onnx", "--dry-run", "--timing-cache", "m.onnx"),
+    ("build", "m.onnx", "--dry-run", "-o", "x.engine", "--timing-cache", "x.engine.json"),  # the sidecar
+    ("build", "e.onnx", "--dry-run", "-o", "e.onnx.data"),
+    ("build", "m.onnx", "--dry-run", "--timing-cache", "hard.onnx"),
+    ("fp16", "m.onnx", "-o", "x.npz", "--inputs", "x.npz"),
+    ("dynamic", "e.onnx", "-o", "e.onnx.data"),
+    ("dynamic", "m.onnx", "-o", "link.onnx"),
+    ("rename", "m.onnx", "-o", "map.json", "--map-file", "map.json"),
+    ("rename", "m.onnx", "-o", "hard.onnx", "--tensor", "input=images"),
+    ("bench", "r.md", "--shapes", "input:1x3x32x32", "--out", ".", "--name", "r"),  # the engine r.md
+]
+
+
+@pytest.mark.parametrize("cmd", WRITES_OVER_AN_INPUT, ids=lambda c: " ".join(c))
+def test_no_output_is_an_input_or_another_output(tmp_path, cmd):
+    """`expose M --all --dump M` wrote the .npz over the model and said "wrote M"; --dump over the input's
+    external data, --dump over the -o just written, --timing-cache over the model or the sidecar, -o over
+    --inputs/--map-file likewise. Every file a call writes is checked against its inputs (a model with its
+    data files; symlinks, relative paths, hardlinks are the same file) and its other outputs, before any
+    work: one line, exit 1, nothing written."""
+    import numpy as np
+
+    m = load_fixture("view_cnn")
+    onnx.save(m, str(tmp_path / "m.onnx"))
+    onnx.save_model(m, str(tmp_path / "e.onnx"), save_as_external_data=True, location="e.onnx.data", size_threshold=0)
+    np.savez(tmp_path / "x.npz", input=np.zeros((1, 3, 32, 32), np.float32))
+    (tmp_path / "map.json").write_text('{"input": "images"}')
+    (tmp_path / "r.md").write_bytes(b"an engine")
+    (tmp_path / "sub").mkdir()
+    os.symlink("m.onnx", tmp_path / "link.onnx")
+    os.link(tmp_path / "m.onnx", tmp_path / "hard.onnx")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    proc = run_cli(*cmd, cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()
+    assert len(last) == 1 and "refusing to write " in last[0], proc.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == []
+
+
+def test_inplace_may_replace_the_model_and_its_data(tmp_path):
+    """--inplace is the one way an output replaces an input (the model and its own data files)."""
+    onnx.save_model(load_fixture("view_cnn"), str(tmp_path / "e.onnx"), save_as_external_data=True,
+                    location="e.onnx.data", size_threshold=0)
+    proc = run_cli("dynamic", tmp_path / "e.onnx", "--inplace")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("dynamic", tmp_path / "e.onnx", "-o", tmp_path / "e.onnx")
+    assert proc.returncode == 1 and proc.stderr.strip().endswith("give another file name, or --inplace to overwrite it")
+
+
+def test_zero_dim_is_refused_by_the_shared_shapes_parser(tmp_path):
+    """`expose --shapes images:0x3x320x320` gave onnxruntime's Reshape error."""
+    proc = run_cli("expose", fixture_path("view_cnn"), "--all", "--shapes", "input:0x3x32x32")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith("a dim of 0 makes an empty tensor; dims start at 1")

@@ -202,7 +202,8 @@ def test_rename_never_overwrites_the_inputs_data(tmp_path):
                     size_threshold=0)
     before = (tmp_path / "w.onnx.data").read_bytes()
     proc = run_cli("rename", src, "-o", tmp_path / "w.onnx", "--input", "input=images")
-    assert proc.returncode == 1 and "refusing to overwrite" in proc.stderr and "belongs to the input" in proc.stderr
+    assert proc.returncode == 1 and "refusing to write the weights file of -o" in proc.stderr, proc.stderr
+    assert "it is the external data file" in proc.stderr  # found before any work (io.check_outputs)
     assert (tmp_path / "w.onnx.data").read_bytes() == before and not (tmp_path / "w.onnx").exists()
 
 

@@ -209,3 +209,33 @@ def test_insert_cast_reaches_readers_inside_bodies(tmp_path):
     for c in (True, False):
         (got,) = ort_run(out, {"x": x, "c": np.array(c)})
         assert got.dtype == np.float16 and np.array_equal(got, (np.maximum(x, 0) * (1 if c else -1)).astype(np.float16))
+
+
+def test_remove_node_whose_dims_cannot_be_compared_gives_the_shape_message():
+    """A Transpose [1, n, 16] -> [1, 16, n] read by a MatMul with a [4, 8] weight: a symbol against a number
+    cannot be compared, so the removal went on and onnx.checker/onnxruntime failed on the result. The
+    result's shape inference now decides, and the message is remove-node's own."""
+    import numpy as np
+    from onnx import TensorProto as TP
+    from onnx import helper, numpy_helper
+
+    from trtdeploy import TrtDeployError, remove_nodes
+
+    w = numpy_helper.from_array(np.ones((4, 8), np.float32), "W")
+    g = helper.make_graph([helper.make_node("Transpose", ["x"], ["t"], name="tr", perm=[0, 2, 1]),
+                           helper.make_node("MatMul", ["t", "W"], ["y"], name="mm")], "g",
+                          [helper.make_tensor_value_info("x", TP.FLOAT, [1, "n", 16])],
+                          [helper.make_tensor_value_info("y", TP.FLOAT, [1, 16, 8])], [w])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(TrtDeployError, match=r"^cannot remove node 'tr' \(Transpose\): its input 'x' does not fit "
+                                             r"what reads its output 't' \(onnx shape inference of the result: .*MatMul"):
+        remove_nodes(m, ["tr"])
+
+
+def test_unnamed_node_label_reads_as_a_sentence():
+    """'cannot remove node Constant node producing ...' was garbled."""
+    from onnx import helper
+
+    from trtdeploy._graph import node_label
+
+    assert node_label(helper.make_node("Constant", [], ["c"], value_float=1.0)) == "the Constant node that produces 'c'"

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 _API = {
     "load": "io", "save": "io",
     "make_dynamic": "surgery.dims", "parse_dims": "surgery.dims",
-    "rename": "surgery.names", "rename_file": "surgery.names",
+    "rename": "surgery.names", "rename_file": "_rename_file",
     "expose": "surgery.expose",
     "remove_nodes": "surgery.nodes", "insert_cast": "surgery.nodes",
     "simplify": "surgery.simplify",

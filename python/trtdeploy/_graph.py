@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import onnx
@@ -38,6 +38,30 @@ def model_graphs(model: onnx.ModelProto) -> Iterator[onnx.GraphProto]:
     for info in model.training_info:
         yield from iter_graphs(info.initialization)
         yield from iter_graphs(info.algorithm)
+
+
+def rename_in_graph(graph: onnx.GraphProto, m: Mapping[str, str], recurse: bool = True) -> None:
+    """Rename tensors inside one graph (and, with recurse, its subgraphs): node inputs/outputs, graph
+    inputs/outputs/value_info, initializers, sparse initializers, quantization annotations."""
+    def sub(x: str) -> str:
+        return m.get(x, x)
+
+    for g in (iter_graphs(graph) if recurse else [graph]):
+        for node in g.node:
+            if any(x in m for x in node.input):
+                node.input[:] = [sub(x) for x in node.input]
+            if any(x in m for x in node.output):
+                node.output[:] = [sub(x) for x in node.output]
+        for v in itertools.chain(g.input, g.output, g.value_info, g.initializer):
+            if v.name in m:
+                v.name = m[v.name]
+        for sp in g.sparse_initializer:
+            sp.values.name = sub(sp.values.name)
+            sp.indices.name = sub(sp.indices.name)
+        for ann in g.quantization_annotation:
+            ann.tensor_name = sub(ann.tensor_name)
+            for e in ann.quant_parameter_tensor_names:
+                e.value = sub(e.value)
 
 
 def initializer_names(graph: onnx.GraphProto) -> set[str]:
@@ -109,7 +133,8 @@ def node_label(node: onnx.NodeProto) -> str:
     """How errors refer to a node: its name, or its op and first output when unnamed."""
     if node.name:
         return f"'{node.name}' ({node.op_type})"
-    return f"{node.op_type} node producing '{node.output[0] if node.output else '?'}'"
+    return f"the {node.op_type} node that produces '{node.output[0]}'" if node.output and node.output[0] else \
+        f"an unnamed {node.op_type} node"
 
 
 def constant_value(name: str, graph: onnx.GraphProto,

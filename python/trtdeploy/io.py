@@ -119,19 +119,63 @@ def fits_in_protobuf(model: onnx.ModelProto) -> bool:
 
 
 def check_output_path(src: str | os.PathLike, dst: str | os.PathLike | None, inplace: bool) -> Path:
-    """Resolve -o/--inplace: never overwrite the input unless asked; a folder that cannot take the
-    file is an error now, before any work."""
+    """Resolve -o/--inplace (which file is the output; check_outputs then checks it against the inputs)."""
     if inplace:
-        if dst is not None and Path(dst).resolve() != Path(src).resolve():
+        if dst is not None and not same_file(dst, src):
             raise TrtDeployError("give either -o OUT or --inplace, not both")
         dst = Path(src)
     elif dst is None:
         raise TrtDeployError("missing -o OUT (or --inplace to overwrite the input)")
-    dst = Path(dst)
-    if not inplace and dst.exists() and dst.resolve() == Path(src).resolve():
-        raise TrtDeployError(f"-o {dst} is the input file; pass --inplace to overwrite it")
-    check_writable(dst, "-o")
-    return dst
+    return Path(dst)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same path once symlinks and '..' are resolved, or (where
+    both exist) the same file by device and inode (a hardlink, a bind mount)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def model_files(label: str, path: str | os.PathLike) -> list[tuple[str, Path]]:
+    """An input model and its external data files, described for check_outputs ("the input model
+    m.onnx"); a file that is not a readable model is left to the load, which says why."""
+    files = [(f"{label} {path}", Path(path))]
+    if Path(path).is_file():
+        try:
+            files += [(f"the external data file {p} of {label} {path}", p) for p in external_files(path)]
+        except TrtDeployError:
+            pass
+    return files
+
+
+def check_outputs(outputs: Iterable[tuple[str, str | os.PathLike]], inputs: Iterable[tuple[str, str | os.PathLike]],
+                  replaceable: Iterable[str | os.PathLike] = (), inplace: bool = False, hint: str = "") -> None:
+    """Every file one call writes, checked before any work: each can be written (check_writable), and
+    none is one of the call's inputs (a model with its external data files: model_files) or another
+    of its outputs. A symlink, a relative path or a hardlink to a file is that file (same_file).
+    ``outputs``: (flag, path), read as "FLAG PATH" ("--dump", "x.npz"), the main output first;
+    ``inputs``: (description, path) ("the input model m.onnx"). ``replaceable``: the inputs the main
+    output may replace with ``inplace`` (--inplace: the model and its data files); when it is one of
+    them without ``inplace``, ``hint`` ends the message."""
+    outputs = [(flag, Path(p)) for flag, p in outputs]
+    replaceable = list(replaceable)
+    for i, (flag, path) in enumerate(outputs):
+        for other, opath in outputs[:i]:
+            if same_file(path, opath):
+                raise TrtDeployError(f"refusing to write {flag} {path}: it is also {other} {opath}; give each "
+                                     "output its own file")
+        for what, ipath in inputs:
+            if not same_file(path, ipath):
+                continue
+            own = i == 0 and any(same_file(path, r) for r in replaceable)
+            if not (own and inplace):
+                raise TrtDeployError(f"refusing to write {flag} {path}: it is {what}; give another file name"
+                                     f"{hint if own else ''}")
+        check_writable(path, flag)
 
 
 def check_writable(path: str | os.PathLike, flag: str = "-o") -> None:

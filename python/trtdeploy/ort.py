@@ -128,6 +128,8 @@ def parse_shapes(text: str | None, flag: str = "--shapes") -> dict[str, list[int
                 raise TrtDeployError(f"{flag} '{part}': dim {d.strip()} is negative; give the actual size")
             if not re.fullmatch(r"\d+", d.strip()):
                 raise TrtDeployError(f"{flag} '{part}': dim '{d}' is not a number; {example}")
+            if int(d) == 0:
+                raise TrtDeployError(f"{flag} '{part}': a dim of 0 makes an empty tensor; dims start at 1")
             values.append(int(d))
         if name in out:
             raise TrtDeployError(f"{flag} '{text}': input '{name}' is given twice")

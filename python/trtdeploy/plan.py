@@ -127,9 +127,12 @@ def plan_profiles(model: onnx.ModelProto, specs: list[ProfileSpec]) -> list[dict
             if dims is None:
                 raise TrtDeployError(f"input '{name}' has no shape in the model; re-export it with one")
             given = {k: spec.shapes[k].get(name) for k in KINDS}
-            # trtexec's rule: a missing min/max takes opt's value, a missing opt takes max's
-            if given["opt"] is None:
-                given["opt"] = given["max"] or given["min"]
+            typed = {k for k in KINDS if given[k] is not None}  # what the user wrote, before filling in
+            if typed and "opt" not in typed:  # a lone --min-shapes silently became min = opt = max
+                shown = " and ".join(f"--{k}-shapes" for k in KINDS if k in typed)
+                raise TrtDeployError(f"{where}: input '{name}' has {shown} but no --opt-shapes; add --opt-shapes "
+                                     f"{name}:... (a missing min or max then takes opt's sizes, as in trtexec)")
+            # trtexec's rule: a missing min/max takes opt's value
             for k in ("min", "max"):
                 if given[k] is None:
                     given[k] = given["opt"]
@@ -142,8 +145,13 @@ def plan_profiles(model: onnx.ModelProto, specs: list[ProfileSpec]) -> list[dict
                 out = []
                 for axis, d in enumerate(dims):
                     v = vals[axis] if vals is not None else None
-                    if v is None and axis == 0 and not isinstance(d, int) and spec.batch:
-                        v = spec.batch[KINDS.index(kind)]
+                    if axis == 0 and not isinstance(d, int) and spec.batch:  # --batch gives the batch
+                        b = spec.batch[KINDS.index(kind)]
+                        if kind in typed and v is not None and v != b:
+                            raise TrtDeployError(f"{where}: --batch {':'.join(map(str, spec.batch))} gives input "
+                                                 f"'{name}' a {kind} batch of {b}, --{kind}-shapes gives {v}; give the "
+                                                 "batch once, or the same in both")
+                        v = b
                     if isinstance(d, int):
                         if v is not None and v != d:
                             raise TrtDeployError(f"{where}: input '{name}' dim {axis} is static ({d}) and cannot be "
@@ -345,6 +353,8 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
         major = int(str(tensorrt_version).split(".")[0]) if tensorrt_version else None
         prec, notes, capabilities = precision_strategy(precision, major, strongly_typed), [], []
         libs, missing = plugin_plan(ops, list(plugins or []), tensorrt_version)
+    if precision == "fp32" and (half := _float16_tensors(model)):
+        prec["how"] = f"the model's own types: it is already float16 ({half}), e.g. from `trtdeploy fp16`"
     if workspace_mib is not None and workspace_mib <= 0:
         raise TrtDeployError(f"--workspace {workspace_mib}: give a positive size in MiB (or leave it out for "
                              "TensorRT's default)")
@@ -365,6 +375,30 @@ def make_plan(model: onnx.ModelProto, model_path: str, engine_path: str, specs: 
                      timing_cache=timing_cache, strongly_typed=prec["strongly_typed"],
                      tensorrt_version=tensorrt_version, inputs=io, outputs=outs, missing=missing, runtime=runtime,
                      compute_capabilities=capabilities, notes=notes)
+
+
+def convert_for_build(model_path: str):
+    """(model, its float16 conversion): what a strongly typed fp16 build parses (trt.build.prepare_model)
+    and what `build --dry-run` runs too, so that the dry run refuses what the build would."""
+    from . import io
+    from .surgery.fp16 import to_fp16
+
+    model = io.load(model_path)
+    return model, to_fp16(model)
+
+
+def _float16_tensors(model: onnx.ModelProto) -> str:
+    """What of the model is float16 (weights, Cast-to-float16 nodes, graph inputs/outputs), as words; ''
+    when nothing is."""
+    f16 = onnx.TensorProto.FLOAT16
+    g = model.graph
+    weights = sum(t.data_type == f16 for t in g.initializer) + sum(
+        a.t.data_type == f16 for n in g.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t"))
+    casts = sum(n.op_type == "Cast" and any(a.name == "to" and a.i == f16 for a in n.attribute) for n in g.node)
+    io = sum(vi.type.tensor_type.elem_type == f16 for vi in list(g.input) + list(g.output))
+    parts = [f"{weights} float16 weight(s)" if weights else "", f"{casts} Cast(s) to float16" if casts else "",
+             f"{io} float16 graph input(s)/output(s)" if io else ""]
+    return ", ".join(p for p in parts if p)
 
 
 def _unwritable(path: str, flag: str) -> list[str]:

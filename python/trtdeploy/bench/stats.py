@@ -47,12 +47,13 @@ def compare_padded(dynamic: dict[int, dict], padded: dict[int, dict]) -> list[di
 
 
 def write_report(out_dir: str | Path, name: str, result: dict, markdown: list[str], plot=None) -> list[Path]:
-    """result -> NAME.json, markdown -> NAME.md, plot(path) -> NAME.png (when matplotlib is there)."""
+    """result -> NAME.json, markdown -> NAME.md, plot(path) -> NAME.png (when matplotlib is there), each
+    staged and renamed into place (io.Staging); the caller has checked them with io.check_outputs."""
+    from ..io import Staging, atomic_write_bytes
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.json", out / f"{name}.md"]
-    paths[0].write_text(json.dumps(result, indent=2))
-    paths[1].write_text("\n".join(markdown) + "\n")
+    paths = [atomic_write_bytes(out / f"{name}.json", json.dumps(result, indent=2).encode()),
+             atomic_write_bytes(out / f"{name}.md", ("\n".join(markdown) + "\n").encode())]
     if plot is not None:
         try:
             import matplotlib
@@ -60,9 +61,9 @@ def write_report(out_dir: str | Path, name: str, result: dict, markdown: list[st
             matplotlib.use("Agg")
         except ImportError:
             return paths
-        png = out / f"{name}.png"
-        plot(png)
-        paths.append(png)
+        with Staging(out / f"{name}.png") as st:
+            plot(st.model)
+            paths += st.commit()
     return paths
 
 

@@ -58,10 +58,38 @@ def batch_sizes(text: str | None) -> list[int] | None:
     return sizes
 
 
-def output_path(args):
+def input_files(args) -> list:
+    """What the call reads, for io.check_outputs: MODEL with its external data files, --inputs,
+    --map-file, --plugins."""
+    from pathlib import Path
+
+    from ..io import model_files
+
+    files = model_files("the input model", args.model) if getattr(args, "model", None) else []
+    for attr, flag in (("inputs", "--inputs"), ("map_file", "--map-file"), ("plugins", "--plugins")):
+        value = getattr(args, attr, None)
+        for path in [value] if isinstance(value, str) else value or []:
+            files.append((f"{flag} {path}", Path(path)))
+    return files
+
+
+def check_outputs(args, outputs) -> None:
+    """Every file the call writes ([(flag, path)], the main output first) against its inputs and each
+    other, before any work (io.check_outputs); with --inplace the main output may be MODEL."""
+    from .. import io
+
+    model = [p for _, p in io.model_files("", args.model)] if getattr(args, "model", None) else []
+    hint = ", or --inplace to overwrite it" if hasattr(args, "inplace") else ""
+    io.check_outputs(outputs, input_files(args), model, getattr(args, "inplace", False), hint)
+
+
+def output_path(args, more=()):
+    """-o OUT (or MODEL with --inplace), checked with the call's other outputs ``more``."""
     from ..io import check_output_path
 
-    return check_output_path(args.model, args.output, getattr(args, "inplace", False))
+    out = check_output_path(args.model, args.output, getattr(args, "inplace", False))
+    check_outputs(args, [("-o", out), *more])
+    return out
 
 
 def load(path):

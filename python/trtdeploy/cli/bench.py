@@ -48,9 +48,14 @@ def run(args):
     if args.fp16 and not is_model:
         raise TrtDeployError("--fp16 applies when bench builds the engine from a .onnx MODEL; an engine has its "
                              "precision already")
-    model = io.load(args.target, load_external_data=False) if is_model else None
     if not is_model and not Path(args.target).is_file():
         raise TrtDeployError(f"{args.target}: no such file")
+    from ._common import input_files
+
+    inputs = input_files(args) + (io.model_files("the input model", args.target) if is_model else
+                                  [(f"the engine {args.target}", Path(args.target))])
+    io.check_outputs([("--out", Path(args.out) / f"{args.name}.{ext}") for ext in ("json", "md", "png")], inputs)
+    model = io.load(args.target, load_external_data=False) if is_model else None
     from ..trt import choose_runtime, import_runtime
     from ..trt.build import read_sidecar
 

@@ -42,10 +42,11 @@ def run(args):
         raise TrtDeployError("give --fp16 or --bf16, not both")
     specs = profile_specs(args)
     engine = args.output or str(Path(args.model).with_suffix(".engine"))
-    if Path(engine).resolve() == Path(args.model).resolve():
-        raise TrtDeployError(f"-o {engine} is the model file")
-    if Path(engine).is_dir():
-        raise TrtDeployError(f"-o {engine} is a folder; give the engine file")
+    from ..trt.build import sidecar_path
+    from ._common import check_outputs
+
+    check_outputs(args, [("-o", engine), ("the build sidecar", sidecar_path(engine))]
+                  + ([("--timing-cache", args.timing_cache)] if args.timing_cache else []))
     model = io.load(args.model, load_external_data=False)
     from ..trt import choose_runtime
 
@@ -55,6 +56,10 @@ def run(args):
                      precision="fp16" if args.fp16 else "bf16" if args.bf16 else "fp32", plugins=args.plugins,
                      workspace_mib=args.workspace, timing_cache=args.timing_cache, strongly_typed=args.strongly_typed,
                      tensorrt_version=version)
+    if args.dry_run and plan.precision == "fp16" and plan.builder_flag is None and not plan.missing:
+        from ..plan import convert_for_build  # strongly typed (or TensorRT 11, when none is installed):
+
+        convert_for_build(args.model)  # the build's own conversion, so that what it refuses is refused now
     if args.dry_run:
         print(json.dumps(plan.to_dict(), indent=2) if args.json else format_plan(plan))
     if plan.missing:

@@ -30,13 +30,14 @@ def run(args):
     import numpy as np
 
     from ..errors import TrtDeployError
-    from ..io import check_output_path, check_writable
     from ..surgery.expose import expose
     from ..verify import same_outputs
+    from ._common import check_outputs, output_path
 
-    out = check_output_path(args.model, args.output, False) if args.output else None
-    if args.dump:
-        check_writable(args.dump, "--dump")
+    dump = [("--dump", args.dump)] if args.dump else []
+    out = output_path(args, dump) if args.output else None
+    if out is None:
+        check_outputs(args, dump)
     model = load(args.model)
     notes: list[str] = []
     branches: set[str] = set()  # carried out of an If branch: empty on every axis where it did not run

@@ -43,7 +43,7 @@ def run(args):
 
     from ..errors import TrtDeployError
 
-    out = output_path(args)
+    out = output_path(args, _weights_files(args))
     mapping = {}
     if args.map_file:
         try:
@@ -60,7 +60,7 @@ def run(args):
         _check_io(args.model, ios)
         for pairs in ios.values():
             mapping.update(pairs)
-    from ..surgery.names import rename_file
+    from .._rename_file import rename_file
 
     info = rename_file(args.model, out, mapping, prefix=args.prefix, sanitize=args.sanitize,
                        backend="python" if args.python else "auto", verify=args.verify)
@@ -76,6 +76,20 @@ def run(args):
     else:
         log.warning("wrote %s (%s) without checking it (--no-verify)", out, how)
     return 0
+
+
+def _weights_files(args) -> list:
+    """The output's copy of the input's external data files (_rename_file.rename_file): outputs too."""
+    from pathlib import Path
+
+    from .. import io
+
+    out = io.check_output_path(args.model, args.output, args.inplace)
+    if io.same_file(out, args.model) or not Path(args.model).is_file():
+        return []
+    n = len(io.external_files(args.model))
+    names = [io.data_name(out)] if n == 1 else [f"{io.data_name(out)}.{i}" for i in range(n)]
+    return [("the weights file of -o", out.parent / name) for name in names]
 
 
 def _check_io(path, ios):

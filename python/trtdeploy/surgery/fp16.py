@@ -145,8 +145,13 @@ def to_fp16(model: onnx.ModelProto, keep_io_fp32: bool = True, keep_ops: set[str
     readers: dict[str, set[int]] = {}
     for (i, k), t in want.items():
         readers.setdefault(g.node[i].input[k], set()).add(t)
+    # an initializer that is also a graph input (IR < 4 exports list every weight there) is an input whose
+    # default is the initializer: a feed may replace it, so it stays float32 like the other inputs and its
+    # readers get a Cast (TensorRT and onnxruntime fold the Cast of a constant)
+    overridable = {vi.name for vi in g.input} & set(inits)
     for name, ts in readers.items():
-        if ts == {TP.FLOAT16} and (name in inits or name in const_nodes) and name not in out_of_range:
+        if ts == {TP.FLOAT16} and (name in inits or name in const_nodes) and name not in out_of_range \
+                and name not in overridable:
             tensor = inits[name] if name in inits else next(
                 (a.t for a in const_nodes[name].attribute if a.name == "value"), None)
             if tensor is None:  # value_float(s): left float32, the edge gets a Cast
@@ -193,8 +198,18 @@ def to_fp16(model: onnx.ModelProto, keep_io_fp32: bool = True, keep_ops: set[str
     try:
         onnx.shape_inference.infer_shapes(m, strict_mode=True, check_type=True)
     except onnx.shape_inference.InferenceError as exc:
-        raise TrtDeployError(f"the float16 model does not type-check: {str(exc).splitlines()[0]}") from None
+        raise TrtDeployError(f"the float16 model does not type-check: {_named_types(str(exc).splitlines()[0])}") \
+            from None
     except Exception:  # noqa: BLE001 - plugin ops: inference cannot judge
         pass
     return m
 
+
+def _named_types(text: str) -> str:
+    """onnx's inference messages write element types as numbers ("(10) vs (1)"): their names instead."""
+    import re
+
+    def name(k: str) -> str:
+        return TP.DataType.Name(int(k)) if int(k) in TP.DataType.values() else k
+
+    return re.sub(r"\((\d+)\) vs \((\d+)\)", lambda mt: f"({name(mt.group(1))}) vs ({name(mt.group(2))})", text)

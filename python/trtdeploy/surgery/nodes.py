@@ -6,7 +6,7 @@ import onnx
 from onnx import helper
 
 from .._graph import (NameGen, consumers, copy_model, dtype_name, format_dims, initializer_names, node_label,
-                      producers, subgraphs)
+                      producers, rename_in_graph, subgraphs)
 from .._shapes import propagate
 from ..errors import TrtDeployError
 
@@ -51,8 +51,27 @@ def remove_nodes(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
     Initializers and constant nodes that only fed a removed node are dropped too."""
     m = copy_model(model)
     for name in names:
+        before = _inference_error(m)
+        node = find_node(m.graph, name)
+        label, src, out = node_label(node), next((x for x in node.input if x), "?"), next((o for o in node.output if o), "?")
         _remove_one(m, name)
+        if before is None and (after := _inference_error(m)) is not None:
+            # dims _same_type could not compare (a symbol against a number, unknown dims): what read the
+            # output does not fit the input that now takes its place
+            raise TrtDeployError(f"cannot remove node {label}: its input '{src}' does not fit what reads its "
+                                 f"output '{out}' (onnx shape inference of the result: {after})")
     return m
+
+
+def _inference_error(m: onnx.ModelProto) -> str | None:
+    """The first line of onnx's strict type and shape inference error on ``m``, or None."""
+    try:
+        onnx.shape_inference.infer_shapes(m, strict_mode=True, check_type=True)
+    except onnx.shape_inference.InferenceError as exc:
+        return str(exc).splitlines()[0]
+    except Exception:  # noqa: BLE001 - what inference cannot judge (a model over 2 GB, ...)
+        return None
+    return None
 
 
 def _remove_one(m: onnx.ModelProto, name: str) -> None:
@@ -109,9 +128,7 @@ def _remove_one(m: onnx.ModelProto, name: str) -> None:
                     if x == out:
                         n.input[k] = src
                 for sub in subgraphs(n):
-                    from .names import _apply_graph
-
-                    _apply_graph(sub, {out: src})
+                    rename_in_graph(sub, {out: src})
         _drop_value_info(g, {out})
     _drop_dangling(g, [x for x in node.input if x])
 
@@ -192,9 +209,7 @@ def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int,
             if tensor in n.input:
                 n.input[:] = [inner if x == tensor else x for x in n.input]
             for sub in subgraphs(n):
-                from .names import _apply_graph
-
-                _apply_graph(sub, {tensor: inner})
+                rename_in_graph(sub, {tensor: inner})
         g.node.insert(0, helper.make_node("Cast", [tensor], [inner], name=fresh(f"{tensor}_Cast"), to=old))
         vi.type.tensor_type.elem_type = to
         casts[tensor] = to
@@ -223,7 +238,6 @@ def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int,
         new = fresh(f"{tensor}_{dtype_name}")
         cast = helper.make_node("Cast", [tensor], [new], name=fresh(f"{tensor}_Cast"), to=to)
         from .._graph import outer_references
-        from .names import _apply_graph
 
         users = [n for n in g.node if tensor in n.input or any(tensor in outer_references(b) for b in subgraphs(n))]
         retyped = False
@@ -231,7 +245,7 @@ def insert_cast(model: onnx.ModelProto, tensor: str, to: str | int,
             n.input[:] = [new if x == tensor else x for x in n.input]
             for body in subgraphs(n):  # an If/Loop/Scan body reading it from the main graph
                 if tensor in outer_references(body):
-                    _apply_graph(body, {tensor: new})
+                    rename_in_graph(body, {tensor: new})
                     body_down = _downstream(body, {new})
                     body.ClearField("value_info")
                     for o in body.output:  # retyped below, as onnx infers them now

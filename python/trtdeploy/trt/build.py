@@ -55,11 +55,10 @@ def prepare_model(plan: BuildPlan, workdir: str) -> str:
     if plan.convert is None:
         return plan.model
     from .. import io
-    from ..surgery.fp16 import to_fp16
+    from ..plan import convert_for_build
     from ..verify import verify_fp16
 
-    model = io.load(plan.model)
-    half = to_fp16(model)
+    model, half = convert_for_build(plan.model)
     try:
         import onnxruntime  # noqa: F401
     except ImportError:

@@ -53,10 +53,9 @@ def round_to_fp16(model: onnx.ModelProto, fp16: onnx.ModelProto) -> onnx.ModelPr
     import onnx
     from onnx import helper, numpy_helper
 
-    from .._graph import NameGen, copy_model, data_inputs, subgraphs
+    from .._graph import NameGen, copy_model, data_inputs, rename_in_graph, subgraphs
     from .._shapes import propagate
     from ..surgery.fp16 import _unrepresentable
-    from ..surgery.names import _apply_graph
 
     held = held_in_fp16(fp16)
     m = copy_model(model)
@@ -85,7 +84,7 @@ def round_to_fp16(model: onnx.ModelProto, fp16: onnx.ModelProto) -> onnx.ModelPr
         if renamed:
             n.input[:] = [renamed.get(x, x) for x in n.input]
             for body in subgraphs(n):  # what a body reads from the main graph
-                _apply_graph(body, renamed)
+                rename_in_graph(body, renamed)
         nodes.append(n)
         for k, o in enumerate(n.output):
             if not o or o not in held or types.get(o, (0, None))[0] != onnx.TensorProto.FLOAT:
