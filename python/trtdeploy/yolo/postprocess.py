@@ -65,7 +65,9 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
     opts = {"family": head.family, "layout": head.layout, "num_classes": head.num_classes,
             "score_threshold": float(score_threshold), "max_detections": int(max_detections)}
     if head.family == "yolov8":
-        topk = min(5 * max_detections, TOPK_LIMIT) if topk is None else topk
+        if topk is None:  # as many as TensorRT's TopK takes; N when it is static and smaller (nothing to pad)
+            n = anchors(head)
+            topk = TOPK_LIMIT if n is None else max(max_detections, min(TOPK_LIMIT, n))
         if not max_detections <= topk <= TOPK_LIMIT:
             raise TrtDeployError(f"--topk {topk}: must be between --max-detections ({max_detections}) and "
                                  f"{TOPK_LIMIT} (TensorRT's TopK limit)")
@@ -79,13 +81,22 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
 LOW_THRESHOLD = 0.05  # below this, many candidates may pass: the --topk bound is said
 
 
-def topk_note(opts: dict, topk_given: bool) -> str | None:
-    """What the --topk bound means when a low score threshold lets many candidates through (None otherwise)."""
+def anchors(head: Head) -> int | None:
+    """N of a raw [B, 4+nc, N] head when it is fixed (static output and input H/W), else None."""
+    n = head.output_shape[2] if len(head.output_shape or []) == 3 else None
+    return n if isinstance(n, int) and all(isinstance(d, int) for d in head.input_shape[2:]) else None
+
+
+def topk_note(opts: dict, topk_given: bool, head: Head | None = None) -> str | None:
+    """What the --topk bound means when a low score threshold lets many candidates through (None otherwise,
+    and when the head's N anchors all fit in --topk)."""
     if opts["family"] != "yolov8" or topk_given or opts["score_threshold"] >= LOW_THRESHOLD:
+        return None
+    if head is not None and anchors(head) is not None and anchors(head) <= opts["topk"]:
         return None
     more = "" if opts["topk"] >= TOPK_LIMIT else f"; --topk {TOPK_LIMIT} (TensorRT's TopK limit) narrows the gap"
     return (f"at --score-threshold {opts['score_threshold']:g}, NMS sees only the {opts['topk']} best candidates per "
-            f"image (--topk, default 5 x --max-detections, at most {TOPK_LIMIT}); ultralytics' predict/val give it up "
+            f"image (--topk, default {TOPK_LIMIT}, TensorRT's TopK limit); ultralytics' predict/val give it up "
             f"to 30000 (max_nms), so detections can differ where more candidates pass the threshold{more}")
 
 
