@@ -294,3 +294,18 @@ def test_the_check_runs_the_written_file(tmp_path):
     with pytest.raises(TrtDeployError, match=r"output 'logits' differs from the original's"):
         write_checked(_args(fixture_path("view_cnn"), tmp_path / "o.onnx"), m, m, tamper_then_check)
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_verify_says_when_the_models_share_no_input_names(tmp_path):
+    from onnx import TensorProto, helper
+
+    def relu(name, batch):
+        g = helper.make_graph([helper.make_node("Relu", [name], ["y"])], "g",
+                              [helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+    onnx.save(relu("a", 1), tmp_path / "a.onnx")
+    onnx.save(relu("b", "batch"), tmp_path / "b.onnx")
+    proc = run_cli("verify", tmp_path / "a.onnx", tmp_path / "b.onnx")
+    assert proc.returncode == 1 and "share no input names (the first has a, the second b)" in proc.stderr, proc.stderr

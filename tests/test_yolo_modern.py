@@ -791,3 +791,22 @@ def test_without_onnxruntime_only_the_checker_runs(tmp_path):
     assert out.exists()
     assert "only onnx.checker ran: onnxruntime is not installed" in proc.stderr
     assert "onnx.checker (full): ok" in proc.stderr and "against the reference" not in proc.stderr
+
+def test_unknown_head_reasons_are_said_once():
+    """Several outputs that fail for the same reason (a PicoDet-like head): the sentence once, the outputs listed."""
+    x = helper.make_tensor_value_info("images", TP.FLOAT, [1, 3, 64, 64])
+    nodes = [helper.make_node("Reshape", ["images", "shape"], [f"out{i}"], name=f"r{i}") for i in range(4)]
+    outs = [helper.make_tensor_value_info(f"out{i}", TP.FLOAT, None) for i in range(4)]
+    shape = numpy_helper.from_array(np.array([1, 3, 4096], np.int64), "shape")
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], outs, [shape]), opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(TrtDeployError) as exc:
+        detect(m)
+    text = str(exc.value)
+    assert text.count("not a YOLOv5 Detect head") == 1 and "outputs 'out0' [1, 3, 4096], 'out1'" in text, text
+    assert "no Conv feeds the output" in text and len(text) < 900, text
+
+
+def test_inspect_says_the_assumed_size_of_a_dynamic_hw():
+    proc = run_cli("inspect", fixture_path("yolov8n_dynamic"))
+    assert proc.returncode == 0 and "[1, 84, 8400] at an assumed 640x640 input (its H/W is dynamic)" in proc.stdout
+    assert "assumed" not in run_cli("inspect", fixture_path("yolov8n_640")).stdout

@@ -53,7 +53,13 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
 
     from ..ort import run
 
+    from .._graph import data_inputs
+
     syms = _symbols(original, dynamic)
+    ours, theirs = ([vi.name for vi in data_inputs(m.graph)] for m in (original, dynamic))
+    if not set(ours) & set(theirs):
+        raise TrtDeployError(f"nothing to check: the two models share no input names (the first has "
+                             f"{', '.join(ours) or 'none'}, the second {', '.join(theirs) or 'none'})")
     if not syms:
         raise TrtDeployError("nothing to check: no input dim of the second model is dynamic where the "
                              "first model's is static")
