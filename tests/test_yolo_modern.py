@@ -702,7 +702,6 @@ def test_cli_yolov5_verifies_by_default(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["rtdetr_tiny"], "cannot make the model dynamic.*re-export it with a dynamic batch"),
     (["yolov8n_640", "--nms"], "--nms apply to yolov5 heads"),
     (["yolov8n_640", "--max-output-boxes", "50"], "--max-output-boxes apply to yolov5 heads"),
     (["yolov5_p5_op13", "--max-output-boxes", "50"], "--max-output-boxes applies to the NMS that --nms appends"),
@@ -810,3 +809,19 @@ def test_inspect_says_the_assumed_size_of_a_dynamic_hw():
     proc = run_cli("inspect", fixture_path("yolov8n_dynamic"))
     assert proc.returncode == 0 and "[1, 84, 8400] at an assumed 640x640 input (its H/W is dynamic)" in proc.stdout
     assert "assumed" not in run_cli("inspect", fixture_path("yolov8n_640")).stdout
+
+
+def test_static_rtdetr_is_patched_at_its_batch(tmp_path):
+    """A static RT-DETR export whose batch cannot be made dynamic: patched with its static batch, said
+    in a note, and checked at that batch."""
+    out = tmp_path / "rt.onnx"
+    proc = run_cli("yolo", "patch", fixture_path("rtdetr_tiny"), "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: the batch stays static at 1" in proc.stderr and "checked: batch 1 against" in proc.stderr
+    patched = onnx.load(out)
+    assert patched.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    assert patched.graph.output[1].type.tensor_type.shape.dim[0].dim_value == 1
+    proc = run_cli("yolo", "verify", fixture_path("rtdetr_tiny"), out)
+    assert proc.returncode == 0 and proc.stdout.count("ok: rtdetr batch 1") == 1, proc.stdout + proc.stderr
+    with pytest.raises(TrtDeployError, match="cannot make the model dynamic"):
+        patch_detections(load_fixture("rtdetr_tiny"), detect(load_fixture("rtdetr_tiny")))  # the API: refused

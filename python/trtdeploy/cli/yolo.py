@@ -108,7 +108,10 @@ def _patch(args):
 
         kw = dict(score_threshold=args.score_threshold, iou_threshold=args.iou_threshold,
                   max_detections=args.max_detections, topk=args.topk, agnostic=args.agnostic)
-        patched, opts = _with_advice(lambda: patch_detections(model, head, **kw))
+        static: list[str] = []  # a batch that cannot be made dynamic stays static, said here
+        patched, opts = _with_advice(lambda: patch_detections(model, head, notes=static, **kw))
+        for line in static:
+            log.warning("note: %s", line)
         log.info("post-processing: %s", ", ".join(f"{k} {v}" for k, v in opts.items() if k != "family"))
         note = topk_note(opts, args.topk is not None, head)
         if note:

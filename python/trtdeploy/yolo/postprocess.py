@@ -119,7 +119,7 @@ def append_postprocess(model: onnx.ModelProto, head: Head, opts: dict) -> onnx.M
     outputs = _fixed_rows(e, scores, boxes, classes, thr, opts["max_detections"], _rows_known(head, opts))
     e.commit()
     g = m.graph
-    batch = in_dims[0] if isinstance(in_dims[0], str) else "batch"
+    batch = in_dims[0] if isinstance(in_dims[0], (str, int)) and in_dims[0] else "batch"
     d = opts["max_detections"]
     shapes = {"num_detections": (TP.INT32, [batch, 1]), "detection_boxes": (TP.FLOAT, [batch, d, 4]),
               "detection_scores": (TP.FLOAT, [batch, d]), "detection_classes": (TP.INT32, [batch, d])}
@@ -256,17 +256,25 @@ def _fixed_rows(e: Emitter, scores: str, boxes: str, classes: str, thr: str, row
     return [count, out_boxes, out_scores, out_classes]
 
 
-def patch_detections(model: onnx.ModelProto, head: Head, **kw) -> tuple[onnx.ModelProto, dict]:
+def patch_detections(model: onnx.ModelProto, head: Head, notes: list | None = None,
+                     **kw) -> tuple[onnx.ModelProto, dict]:
     """The model with a dynamic batch (made so with the ``dynamic`` pass when it is static) and the
-    post-processing appended; ``kw`` are options()'s. Returns (patched model, options)."""
+    post-processing appended; ``kw`` are options()'s. A batch that cannot be made dynamic stays static
+    when ``notes`` is a list (which then says so), else it is refused. Returns (patched model, options)."""
     from dataclasses import replace
 
     if head.family not in ("yolov8", "yolo-end2end", "rtdetr"):
         raise TrtDeployError(f"{head.label} heads are patched with the YoloLayer_TRT plugin, not here")
     opts = options(head, **kw)
     if isinstance(head.input_shape[0], int):
-        from ..surgery.dims import make_dynamic
+        from ..surgery.dims import CannotRewrite, make_dynamic
 
-        model = make_dynamic(model, {head.input_name: {0: "batch"}})
-        head = replace(head, input_shape=["batch", *head.input_shape[1:]])
+        try:
+            model = make_dynamic(model, {head.input_name: {0: "batch"}})
+            head = replace(head, input_shape=["batch", *head.input_shape[1:]])
+        except CannotRewrite as exc:  # (a static RT-DETR export): its outputs at the exported batch
+            if notes is None:
+                raise
+            notes.append(f"the batch stays static at {head.input_shape[0]}: it cannot be made dynamic ({exc}); "
+                         "the outputs are fixed at that batch (re-export with dynamic=True for others)")
     return append_postprocess(model, head, opts), opts

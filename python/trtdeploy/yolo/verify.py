@@ -210,6 +210,9 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
     else:
         base = check_shapes(original, shapes, log)[image]
         sizes = list(batch_sizes)
+        fixed = (dims_of(data_inputs(patched.graph)[0]) or [None])[0]
+        if isinstance(fixed, int):  # the patch kept a static batch (one that cannot be made dynamic): at it only
+            sizes = [fixed]
         if isinstance(orig_batch, int) and orig_batch > 1:  # a static batch-4 export: also at 4
             sizes += [orig_batch] if orig_batch not in sizes else []
             if log is not None:
