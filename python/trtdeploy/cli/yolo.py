@@ -205,8 +205,9 @@ def _verify(args):
               f"(original {r['detections_original']})")
     else:
         for c in r["checks"]:
-            same = (f"= ultralytics' post-processing" if not c["differences"] else
-                    f"= the reference with the --topk {c['differences'][0]['topk']} bound, ultralytics {c['reference']}")
+            bound = c["differences"][0]["topk"] if c["differences"] else None
+            same = ("= ultralytics' post-processing" if bound is None else
+                    f"= the reference with the --topk {bound} bound, ultralytics {c['reference']}")
             print(f"ok: {r['family']} {c['check']}: detections {c['detections']} {same}; max box diff "
                   f"{c['max_box_diff_px']:.3g} px, max score diff {c['max_score_diff']:.3g}, near-ties "
                   f"{c['near_ties']}")

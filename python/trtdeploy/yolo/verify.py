@@ -274,7 +274,8 @@ def at_threshold(patched: onnx.ModelProto, threshold: float) -> onnx.ModelProto 
 
     opts = patch_options(patched)
     m = copy_model(patched)
-    found = [t for t in m.graph.initializer if t.name.startswith("score_threshold") and t.data_type == onnx.TensorProto.FLOAT
+    found = [t for t in m.graph.initializer
+             if t.name.startswith("score_threshold") and t.data_type == onnx.TensorProto.FLOAT
              and numpy_helper.to_array(t).size == 1
              and float(numpy_helper.to_array(t).reshape(-1)[0]) == np.float32(opts["score_threshold"])]
     if len(found) != 1:
@@ -359,7 +360,8 @@ def check_head(head: np.ndarray, opts: dict, where: str, structure: bool = True)
         ok = (boxes[:, 2] >= 0) & (boxes[:, 3] >= 0)
         if ok.mean() < MOSTLY:
             odd = f"w < 0 or h < 0 in {1 - ok.mean():.0%} of the anchors"
-    assumed = f"{opts['family']} head that was assumed ({BOXES.get(opts.get('boxes'), opts.get('boxes'))}, {ASSUMED[layout]})"
+    boxes_read = BOXES.get(opts.get("boxes"), opts.get("boxes"))
+    assumed = f"{opts['family']} head that was assumed ({boxes_read}, {ASSUMED[layout]})"
     if odd and not structure:
         problem = odd
     if problem:
