@@ -294,3 +294,55 @@ def test_the_check_runs_the_written_file(tmp_path):
     with pytest.raises(TrtDeployError, match=r"output 'logits' differs from the original's"):
         write_checked(_args(fixture_path("view_cnn"), tmp_path / "o.onnx"), m, m, tamper_then_check)
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_verify_says_when_the_models_share_no_input_names(tmp_path):
+    from onnx import TensorProto, helper
+
+    def relu(name, batch):
+        g = helper.make_graph([helper.make_node("Relu", [name], ["y"])], "g",
+                              [helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+    onnx.save(relu("a", 1), tmp_path / "a.onnx")
+    onnx.save(relu("b", "batch"), tmp_path / "b.onnx")
+    proc = run_cli("verify", tmp_path / "a.onnx", tmp_path / "b.onnx")
+    assert proc.returncode == 1 and "share no input names (the first has a, the second b)" in proc.stderr, proc.stderr
+
+
+def test_dynamic_checks_batches_below_a_static_original_batch(tmp_path):
+    """A static batch-10 export: batch 1, 2 and 5 are checked, the original run on padded batches."""
+    from onnx import TensorProto, helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).random((4, 3), dtype=np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Relu", ["m"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [10, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [10, 3])], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "b10.onnx")
+    proc = run_cli("dynamic", tmp_path / "b10.onnx", "-o", tmp_path / "dyn.onnx", "--batch-sizes", "1,2,5,12")
+    assert proc.returncode == 0, proc.stderr
+    assert "batch=1 vs original (the original run on it padded to 10" in proc.stderr
+    assert "batch=12 vs original (the original run on it padded to 20" in proc.stderr
+    proc = run_cli("verify", tmp_path / "b10.onnx", tmp_path / "dyn.onnx", "--batch-sizes", "1,10")
+    assert proc.returncode == 0 and "ok  batch=1 vs original (the original" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_dynamic_hw_is_checked_at_given_shapes_and_at_the_original_size(tmp_path):
+    """H/W made dynamic on a batch-dynamic model: compared with the original at its own size, and
+    --shapes for the new dims is accepted (the new model runs there, batched vs one sample at a time)."""
+    from onnx import TensorProto, helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).random((2, 3, 3, 3), dtype=np.float32), "w")
+    g = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 16, 16])], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), tmp_path / "m.onnx")
+    proc = run_cli("dynamic", tmp_path / "m.onnx", "-o", tmp_path / "hw.onnx", "--dims", "x:2=height,3=width",
+                   "--shapes", "x:1x3x24x32")
+    assert proc.returncode == 0, proc.stderr
+    assert "the original's sizes (at x:1x3x16x16 (random)) vs original" in proc.stderr, proc.stderr
+    assert "height=24, width=32" in proc.stderr, proc.stderr
+    proc = run_cli("verify", tmp_path / "m.onnx", tmp_path / "hw.onnx", "--shapes", "x:2x3x40x48")
+    assert proc.returncode == 0 and "ok  the original's sizes" in proc.stdout, proc.stdout + proc.stderr
+    assert "height=40, width=48" in proc.stdout

@@ -142,7 +142,7 @@ def format_summary(info: dict) -> str:
     if info.get("detector"):
         d = info["detector"]
         lines.append(f"detector: {d['family']}" + (f" ({d['classes'] or '?'} classes) on '{d['output']}' "
-                                                    f"{format_dims(d['shape'])}, boxes {d['boxes']}"
+                                                    f"{format_dims(d['shape'])}{d.get('assumed', '')}, boxes {d['boxes']}"
                                                     if "output" in d else " (yolo patch output)"))
     body = None
     for n in info.get("nodes", []):

@@ -55,9 +55,17 @@ def run(args):
     for g in guesses:
         log.warning("guessed: %s", g)
 
+    # --shapes for a dim made dynamic here: the new model runs at that size, the original at its own
+    from ..ort import parse_shapes
+    from ..verify.dynamic import new_dim_sizes
+
+    fit, new_sizes = new_dim_sizes(model, dyn, parse_shapes(getattr(args, "shapes", None)))
+    if new_sizes:
+        args.shapes = ",".join(f"{n}:{'x'.join(map(str, d))}" for n, d in fit.items())
+
     def check(original, new, probe):
         try:
-            report = dynamic_outputs(original, new, probe, batch_sizes=sizes)
+            report = dynamic_outputs(original, new, probe, batch_sizes=sizes, sizes=new_sizes)
         except CannotRun:
             raise
         except TrtDeployError as exc:

@@ -37,11 +37,42 @@ def verify_dynamic(original: onnx.ModelProto, dynamic: onnx.ModelProto, batch_si
 
     default_rtol, default_atol = _TOL["float32"]
     tolerance = (default_rtol if rtol is None else rtol, default_atol if atol is None else atol)
-    return dynamic_outputs(original, dynamic, Probe(original, shapes, feeds, seed), batch_sizes, tolerance)
+    shapes, sizes = new_dim_sizes(original, dynamic, shapes)
+    return dynamic_outputs(original, dynamic, Probe(original, shapes, feeds, seed), batch_sizes, tolerance, sizes)
+
+
+def new_dim_sizes(original: onnx.ModelProto, dynamic: onnx.ModelProto, shapes: dict | None):
+    """Split --shapes: (the shapes that fit the original, {symbol: size} for dims static in the
+    original and dynamic in the new model where the given size differs from the original's)."""
+    if not shapes:
+        return shapes, {}
+    fit, sizes = {}, {}
+    syms = _symbols(original, dynamic)
+    where = {(i, a): s for s, (i, a, _) in syms.items()}
+    for name, dims in shapes.items():
+        for (i, a), sym in where.items():
+            if i == name and a < len(dims) and dims[a] != syms[sym][2]:
+                sizes[sym] = int(dims[a])
+        if not any(i == name and a < len(dims) and dims[a] != syms[s][2] for (i, a), s in where.items()):
+            fit[name] = dims
+        else:
+            fit[name] = [syms[where[(name, a)]][2] if (name, a) in where else d for a, d in enumerate(dims)]
+    return fit, sizes
+
+
+def _run_original_at(sess, feeds, probe):
+    from ..ort import run
+
+    try:
+        return run(sess, feeds)
+    except TrtDeployError as exc:
+        raise TrtDeployError(f"cannot check: the original model does not run {probe.where(0)} ({exc}); give "
+                             "--shapes or --inputs, or --no-verify") from None
 
 
 def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: Probe,
-                    batch_sizes: list[int] | None = None, tolerance: str | tuple = "float32") -> dict:
+                    batch_sizes: list[int] | None = None, tolerance: str | tuple = "float32",
+                    sizes: dict[str, int] | None = None) -> dict:
     """Run both models in onnxruntime. The batch symbol ('batch', else the one on an axis 0) is checked
     at several sizes: each sample of the dynamic run must match the original model run on it alone
     (verify._compare; an output that does not follow the batch matches as a whole). Other new symbols
@@ -53,7 +84,13 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
 
     from ..ort import run
 
+    from .._graph import data_inputs
+
     syms = _symbols(original, dynamic)
+    ours, theirs = ([vi.name for vi in data_inputs(m.graph)] for m in (original, dynamic))
+    if not set(ours) & set(theirs):
+        raise TrtDeployError(f"nothing to check: the two models share no input names (the first has "
+                             f"{', '.join(ours) or 'none'}, the second {', '.join(theirs) or 'none'})")
     if not syms:
         raise TrtDeployError("nothing to check: no input dim of the second model is dynamic where the "
                              "first model's is static")
@@ -115,12 +152,21 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
         for b in batch_sizes or [n, 2 * n, 3 * n]:
             if b < 1:
                 raise TrtDeployError(f"batch size {b}: give sizes of 1 or more")
-            if b % n:
-                raise TrtDeployError(f"batch size {b} is not a multiple of the original batch {n}")
-            feeds = at.feeds({batch: b})
+            asked, asked_b = at.feeds({batch: b}), b
+            padded = -(-b // n) * n  # not a multiple of the original's static batch: copies of the last sample
+            feeds = asked if padded == b else {name: arr if name not in batch_axis else np.concatenate(
+                [arr, np.repeat(np.take(arr, [b - 1], axis=batch_axis[name]), padded - b, batch_axis[name])],
+                batch_axis[name]) for name, arr in asked.items()}
             log.debug("verify: %s=%d against the original, %d sample(s) at a time", batch, b, n)
-            got = run_dynamic(feeds, f"{batch}={b}")
+            got = run_dynamic(feeds, f"{batch}={padded}")
             worst = 0.0
+            if padded != b:  # the model at b, sample by sample, against itself at the padded batch
+                got_b = run_dynamic(asked, f"{batch}={b}")
+                for i in range(b):
+                    alone = run(sess_d, take(asked, i, i + 1))
+                    worst = max(worst, compare(f"{batch}={b}, sample {i}", got_b, alone, i, b, 1),
+                                compare(f"{batch}={padded}, sample {i}", got, alone, i, padded, 1))
+            b = padded
             for i in range(0, b, n):
                 try:
                     want = run(sess_o, take(feeds, i, i + n))
@@ -132,8 +178,20 @@ def dynamic_outputs(original: onnx.ModelProto, dynamic: onnx.ModelProto, probe: 
                 if i == 0:  # the declared output dims against the run (an If output kept at [1, 4])
                     notes += [note for name in want if (note := _declared_shape(name, dynamic, got[name], original,
                                                                                 want[name], f"at {batch}={b}"))]
-            checks.append({"check": f"{batch}={b} vs original", "max_abs_diff": worst, "compared": True})
-    others = at.sizes(1, set(syms) - {batch})
+            label = f"{batch}={b} vs original" if b == int(asked_b) else (
+                f"{batch}={asked_b} vs original (the original run on it padded to {b}, copies of the last sample; "
+                f"the model at {asked_b} against itself at {b}, sample by sample)")
+            checks.append({"check": label, "max_abs_diff": worst, "compared": True})
+    if not batch:  # only dims other than the batch became dynamic: the new model at the original's own sizes
+        feeds = probe.feeds(0)
+        want = _run_original_at(sess_o, feeds, probe)
+        got = run_dynamic(feeds, probe.where(0))
+        where = f"{probe.where(0)}: the dynamic model is wrong"
+        worst = max((_compare(name, got[name], ref, where, tolerance) for name, ref in want.items()), default=0.0)
+        checks.append({"check": f"the original's sizes ({probe.where(0)}) vs original", "max_abs_diff": worst,
+                       "compared": True})
+    others = dict(at.sizes(1, set(syms) - {batch}))
+    others.update({s: v for s, v in (sizes or {}).items() if s in others})  # --shapes for the new dims
     if others:
         b = 2
         sizes = dict(others)

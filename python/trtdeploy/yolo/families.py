@@ -74,7 +74,8 @@ class Head:
 
     def describe(self) -> str:
         nc = f", {self.num_classes} classes" if self.num_classes else ""
-        return f"{self.label}: output '{self.output}' {format_dims(self.output_shape)}{nc}, boxes {self.boxes}"
+        return (f"{self.label}: output '{self.output}' {format_dims(self.output_shape)}{assumed_size(self.input_shape)}"
+                f"{nc}, boxes {self.boxes}")
 
 
 def _image_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
@@ -113,7 +114,7 @@ def detect(model: onnx.ModelProto, family: str | None = None, output: str | None
     shapes = {k: v[1] for k, v in propagate(model, {image.name: probe}).items()}
     g = model.graph
     prod = producers(g)
-    reasons = []
+    reasons: dict[str, list[str]] = {}  # why -> the outputs it holds for (one sentence, said once)
     for name in [output] if output else outs:
         dims = shapes.get(name) or dims_of(next(o for o in g.output if o.name == name))
         try:
@@ -121,12 +122,14 @@ def detect(model: onnx.ModelProto, family: str | None = None, output: str | None
         except TrtDeployError as exc:
             if output or family:
                 raise
-            reasons.append(f"output '{name}' {format_dims(dims)}: {exc}")
+            why = str(exc).replace(f"output '{name}'", "the output")  # the same sentence for each output
+            reasons.setdefault(why, []).append(f"'{name}' {format_dims(dims)}")
             continue
         if head is not None:
             return head
-        reasons.append(f"output '{name}' {format_dims(dims)}: not a detection output")
-    raise TrtDeployError("no detection head recognized (" + "; ".join(reasons) + "); " + SUPPORTED)
+        reasons.setdefault("not a detection output", []).append(f"'{name}' {format_dims(dims)}")
+    said = [f"output{'s' if len(outs) > 1 else ''} {', '.join(outs)}: {why}" for why, outs in reasons.items()]
+    raise TrtDeployError("no detection head recognized (" + "; ".join(said) + "); " + SUPPORTED)
 
 
 LAYOUTS = {  # what --family needs to find (the structure is required whatever --family says)
@@ -167,7 +170,7 @@ def _match(model, prod, shapes, name, dims, family, image, in_dims) -> Head | No
         label = "yolov8" if _has_dfl(g, prod, name) else "yolo26"
         return Head(family="yolov8", label=label, num_classes=nc, boxes="cxcywh", layout="channels",
                     evidence=[f"raw anchor-free head [B, 4+nc, N] (Concat of 4 box rows and {nc} Sigmoid class "
-                              f"rows), N = {dims[2]}{_grids(dims[2], in_dims)}"], **base)
+                              f"rows), N = {dims[2]}{_grids(dims[2], in_dims)}{assumed_size(in_dims)}"], **base)
     if axis == 2 and widths[:3] == [4, 1, 1]:  # [B, K, 6]: boxes, score, class
         if len(parts) > 3:
             raise TrtDeployError(f"an end-to-end head with {sum(w or 0 for w in widths[3:])} more columns after x1, "
@@ -357,6 +360,14 @@ def _has_dfl(g, prod, name: str) -> bool:
     return False
 
 
+def assumed_size(in_dims) -> str:
+    """' at an assumed 640x640 input (its H/W is dynamic)' where the head's dims were read at a guessed size."""
+    if all(isinstance(d, int) for d in in_dims[2:]):
+        return ""
+    hw = "x".join(str(d if isinstance(d, int) else 640) for d in in_dims[2:])
+    return f" at an assumed {hw} input (its H/W is dynamic)"
+
+
 def _grids(n, in_dims) -> str:
     """' (80x80 + 40x40 + 20x20, strides 8, 16, 32)' when N is that sum at a static input size."""
     h, w = in_dims[2], in_dims[3]
@@ -383,4 +394,4 @@ def describe(model: onnx.ModelProto) -> dict | None:
     except TrtDeployError:
         return None
     return {"family": head.label, "output": head.output, "shape": head.output_shape, "classes": head.num_classes,
-            "boxes": head.boxes, "notes": head.evidence}
+            "boxes": head.boxes, "notes": head.evidence, "assumed": assumed_size(head.input_shape)}

@@ -65,7 +65,9 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
     opts = {"family": head.family, "layout": head.layout, "num_classes": head.num_classes,
             "score_threshold": float(score_threshold), "max_detections": int(max_detections)}
     if head.family == "yolov8":
-        topk = min(5 * max_detections, TOPK_LIMIT) if topk is None else topk
+        if topk is None:  # as many as TensorRT's TopK takes; N when it is static and smaller (nothing to pad)
+            n = anchors(head)
+            topk = TOPK_LIMIT if n is None else max(max_detections, min(TOPK_LIMIT, n))
         if not max_detections <= topk <= TOPK_LIMIT:
             raise TrtDeployError(f"--topk {topk}: must be between --max-detections ({max_detections}) and "
                                  f"{TOPK_LIMIT} (TensorRT's TopK limit)")
@@ -79,13 +81,22 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
 LOW_THRESHOLD = 0.05  # below this, many candidates may pass: the --topk bound is said
 
 
-def topk_note(opts: dict, topk_given: bool) -> str | None:
-    """What the --topk bound means when a low score threshold lets many candidates through (None otherwise)."""
+def anchors(head: Head) -> int | None:
+    """N of a raw [B, 4+nc, N] head when it is fixed (static output and input H/W), else None."""
+    n = head.output_shape[2] if len(head.output_shape or []) == 3 else None
+    return n if isinstance(n, int) and all(isinstance(d, int) for d in head.input_shape[2:]) else None
+
+
+def topk_note(opts: dict, topk_given: bool, head: Head | None = None) -> str | None:
+    """What the --topk bound means when a low score threshold lets many candidates through (None otherwise,
+    and when the head's N anchors all fit in --topk)."""
     if opts["family"] != "yolov8" or topk_given or opts["score_threshold"] >= LOW_THRESHOLD:
+        return None
+    if head is not None and anchors(head) is not None and anchors(head) <= opts["topk"]:
         return None
     more = "" if opts["topk"] >= TOPK_LIMIT else f"; --topk {TOPK_LIMIT} (TensorRT's TopK limit) narrows the gap"
     return (f"at --score-threshold {opts['score_threshold']:g}, NMS sees only the {opts['topk']} best candidates per "
-            f"image (--topk, default 5 x --max-detections, at most {TOPK_LIMIT}); ultralytics' predict/val give it up "
+            f"image (--topk, default {TOPK_LIMIT}, TensorRT's TopK limit); ultralytics' predict/val give it up "
             f"to 30000 (max_nms), so detections can differ where more candidates pass the threshold{more}")
 
 
@@ -108,7 +119,7 @@ def append_postprocess(model: onnx.ModelProto, head: Head, opts: dict) -> onnx.M
     outputs = _fixed_rows(e, scores, boxes, classes, thr, opts["max_detections"], _rows_known(head, opts))
     e.commit()
     g = m.graph
-    batch = in_dims[0] if isinstance(in_dims[0], str) else "batch"
+    batch = in_dims[0] if isinstance(in_dims[0], (str, int)) and in_dims[0] else "batch"
     d = opts["max_detections"]
     shapes = {"num_detections": (TP.INT32, [batch, 1]), "detection_boxes": (TP.FLOAT, [batch, d, 4]),
               "detection_scores": (TP.FLOAT, [batch, d]), "detection_classes": (TP.INT32, [batch, d])}
@@ -245,17 +256,25 @@ def _fixed_rows(e: Emitter, scores: str, boxes: str, classes: str, thr: str, row
     return [count, out_boxes, out_scores, out_classes]
 
 
-def patch_detections(model: onnx.ModelProto, head: Head, **kw) -> tuple[onnx.ModelProto, dict]:
+def patch_detections(model: onnx.ModelProto, head: Head, notes: list | None = None,
+                     **kw) -> tuple[onnx.ModelProto, dict]:
     """The model with a dynamic batch (made so with the ``dynamic`` pass when it is static) and the
-    post-processing appended; ``kw`` are options()'s. Returns (patched model, options)."""
+    post-processing appended; ``kw`` are options()'s. A batch that cannot be made dynamic stays static
+    when ``notes`` is a list (which then says so), else it is refused. Returns (patched model, options)."""
     from dataclasses import replace
 
     if head.family not in ("yolov8", "yolo-end2end", "rtdetr"):
         raise TrtDeployError(f"{head.label} heads are patched with the YoloLayer_TRT plugin, not here")
     opts = options(head, **kw)
     if isinstance(head.input_shape[0], int):
-        from ..surgery.dims import make_dynamic
+        from ..surgery.dims import CannotRewrite, make_dynamic
 
-        model = make_dynamic(model, {head.input_name: {0: "batch"}})
-        head = replace(head, input_shape=["batch", *head.input_shape[1:]])
+        try:
+            model = make_dynamic(model, {head.input_name: {0: "batch"}})
+            head = replace(head, input_shape=["batch", *head.input_shape[1:]])
+        except CannotRewrite as exc:  # (a static RT-DETR export): its outputs at the exported batch
+            if notes is None:
+                raise
+            notes.append(f"the batch stays static at {head.input_shape[0]}: it cannot be made dynamic ({exc}); "
+                         "the outputs are fixed at that batch (re-export with dynamic=True for others)")
     return append_postprocess(model, head, opts), opts

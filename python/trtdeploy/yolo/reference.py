@@ -3,8 +3,9 @@ patched model with (tests check it against ultralytics' own output, tests/fixtur
 
 Raw heads ``[B, 4+nc, N]`` (ultralytics.utils.nms.non_max_suppression, multi_label=False): score =
 best class probability, class = its first argmax; candidates score > conf (float32 compare); at most
-``topk`` of them, best first (ultralytics' predict/val take up to max_nms = 30000; the patched model's
-TopK cannot take more than 3840, so ``topk`` is the patched model's bound, not ultralytics');
+``topk`` of them, best first (ultralytics' predict/val take up to max_nms = MAX_NMS = 30000, which is
+the reference; the patched model's TopK cannot take more than 3840, so a ``topk`` below MAX_NMS gives
+the patched model's own bound, against which its graph is checked exactly);
 cx, cy, w, h -> x1, y1, x2, y2; greedy NMS in score order, a box dropped when its IoU with a kept
 box of the same class (any class with ``agnostic``) is > iou; the first max_det kept.
 End-to-end heads ``[B, K, 6]`` (the end-to-end branch of non_max_suppression, RTDETRPredictor):
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+MAX_NMS = 30000  # ultralytics' non_max_suppression: at most this many candidates go to NMS
 IOU_TIE = 1e-5
 SCORE_TIE = 1e-5
 

@@ -186,7 +186,8 @@ def check_shapes(original: onnx.ModelProto, shapes: dict | None, log=None) -> di
 
 
 def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | None = None,
-                      shapes: dict | None = None, batch_sizes=BATCH_SIZES, seed: int = 0, log=None) -> dict:
+                      shapes: dict | None = None, batch_sizes=BATCH_SIZES, seed: int = 0, log=None,
+                      recheck: bool = True) -> dict:
     """Run the original export and the patched model in onnxruntime on the same images (random
     ones at each batch size, or ``feeds``) and compare the patched model's four outputs with the
     NumPy reference of ultralytics' post-processing of the original's output: the same number of
@@ -209,6 +210,9 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
     else:
         base = check_shapes(original, shapes, log)[image]
         sizes = list(batch_sizes)
+        fixed = (dims_of(data_inputs(patched.graph)[0]) or [None])[0]
+        if isinstance(fixed, int):  # the patch kept a static batch (one that cannot be made dynamic): at it only
+            sizes = [fixed]
         if isinstance(orig_batch, int) and orig_batch > 1:  # a static batch-4 export: also at 4
             sizes += [orig_batch] if orig_batch not in sizes else []
             if log is not None:
@@ -216,19 +220,91 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
                          "of %d (copies of the last image), the patched model on the batch itself", orig_batch,
                          orig_batch)
         runs = [random_inputs(patched, {image: [b] + list(base[1:])}, seed=seed + b) for b in sizes]
-    checks, probe = [], None
+    checks, probe, warnings = [], None, []
+    structure = identified(original, opts)
     for run_feeds in runs:
         x = run_feeds[image]
         head = _run_original(sess_o, run_feeds, image, orig_batch, opts["head_output"])
-        check_head(head, opts, "the original")
+        warnings.append(check_head(head, opts, f"the original at batch {x.shape[0]}", structure))
         got = run(sess_p, run_feeds, list(DETECTION_OUTPUTS))
         got = [got[k] for k in DETECTION_OUTPUTS]
         checks.append(_compare(head, got, opts, x.shape[2:], f"batch {x.shape[0]}", FLOAT32))
         if probe is None:
             probe = _probe_threshold(head[0], opts)
-    return {"family": opts["label"], "options": {k: v for k, v in opts.items() if k not in ("label", "boxes")},
-            "checks": checks, "ok": True, "detections": [n for c in checks for n in c["detections"]],
-            "probe_threshold": probe}
+    report = {"family": opts["label"], "options": {k: v for k, v in opts.items() if k not in ("label", "boxes")},
+              "checks": checks, "ok": True, "detections": [n for c in checks for n in c["detections"]],
+              "differences": difference_lines(checks),
+              "warnings": [w for w in warnings if w][:1]}
+    if recheck:
+        report["notes"] = _recheck(report, patched, opts, probe, feeds is not None, lambda low: verify_detections(
+            original, low, feeds=feeds, shapes=shapes, batch_sizes=batch_sizes, seed=seed, recheck=False))
+    return report
+
+
+MIN_CHECKED = 10  # fewer detections per image than this: also checked at a lower score threshold
+
+
+def _recheck(report: dict, patched: onnx.ModelProto, opts: dict, probe: float | None, given: bool, rerun) -> list:
+    """When the check inputs leave fewer than MIN_CHECKED detections in an image (random images on a
+    trained detector: often none), the selection (NMS, the gathers, the fixed rows) was hardly
+    compared: ``rerun`` checks the same patched model with its score threshold lowered to ``probe``
+    (about 200 candidates in the first image). Returns the notes that say what was compared."""
+    dets, thr = report["detections"], opts["score_threshold"]
+    if min(dets, default=0) >= MIN_CHECKED:
+        return []
+    what = "the --inputs images" if given else "random images"
+    low = at_threshold(patched, probe) if probe is not None and probe < thr else None
+    if low is None:
+        return [f"{what} leave {dets} detections per image above {thr:g} and no lower threshold gives more: "
+                "the selection was not compared; pass images with objects (--inputs FILE.npz)"]
+    r = rerun(low)
+    return [f"{what} leave {dets} detections per image above {thr:g}; the same post-processing at score threshold "
+            f"{probe:.4g} gave {r['detections']} and matched the reference too"]
+
+
+def at_threshold(patched: onnx.ModelProto, threshold: float) -> onnx.ModelProto | None:
+    """A copy of a patched model with its score threshold (the 'score_threshold' constant that NMS and
+    the final rows compare with) set to ``threshold``; None when it has no such constant."""
+    import json
+
+    from onnx import numpy_helper
+
+    from .._graph import copy_model
+    from .families import METADATA_KEY
+
+    opts = patch_options(patched)
+    m = copy_model(patched)
+    found = [t for t in m.graph.initializer
+             if t.name.startswith("score_threshold") and t.data_type == onnx.TensorProto.FLOAT
+             and numpy_helper.to_array(t).size == 1
+             and float(numpy_helper.to_array(t).reshape(-1)[0]) == np.float32(opts["score_threshold"])]
+    if len(found) != 1:
+        return None
+    t = found[0]
+    t.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(t).shape, threshold, np.float32), t.name))
+    meta = next(p for p in m.metadata_props if p.key == METADATA_KEY)
+    meta.value = json.dumps({**opts, "score_threshold": float(np.float32(threshold))})
+    return m
+
+
+def difference_lines(checks: list[dict]) -> list[str]:
+    """One line (or none): where the patched model's detections differ from ultralytics' post-processing,
+    and why (the images' other differences counted)."""
+    from .postprocess import TOPK_LIMIT
+    from .reference import MAX_NMS
+
+    found = [d for c in checks for d in c["differences"]]
+    if not found:
+        return []
+    d = found[0]
+    images = sum(len(c["detections"]) for c in checks)
+    counts = (f"{d['detections']} vs {d['ultralytics']} detections" if d["detections"] != d["ultralytics"] else
+              f"the same number of detections ({d['detections']}), not all the same ones,")
+    fix = (f"raise --topk (max {TOPK_LIMIT})" if d["topk"] < TOPK_LIMIT else
+           f"{TOPK_LIMIT} is TensorRT's TopK limit; a higher --score-threshold leaves fewer candidates")
+    more = f" (and in {len(found) - 1} more of the {images} images checked)" if len(found) > 1 else ""
+    return [f"differs from ultralytics: {counts} in {d['where']}{more}, because --topk {d['topk']} keeps only the "
+            f"best {d['topk']} of {d['candidates']} candidates (ultralytics' NMS takes up to {MAX_NMS}); {fix}"]
 
 
 ASSUMED = {"channels": "then class probabilities", "score-class": "then a score in [0, 1] and a class index",
@@ -238,11 +314,25 @@ BOXES = {"xyxy": "x1, y1, x2, y2 in pixels", "cxcywh": "cx, cy, w, h in pixels",
 MOSTLY = 0.9  # box checks that a real head can miss on a few rows (YOLO26's raw distances may be negative)
 
 
-def check_head(head: np.ndarray, opts: dict, where: str) -> None:
+def identified(original: onnx.ModelProto, opts: dict) -> bool:
+    """Whether the graph's structure alone gives the family the patch assumed (not a --family override)."""
+    from .families import detect
+
+    try:
+        return detect(original, output=opts["head_output"]).family == opts["family"]
+    except TrtDeployError:
+        return False
+
+
+def check_head(head: np.ndarray, opts: dict, where: str, structure: bool = True) -> str | None:
     """Cheap plausibility checks of a head output read as ``opts`` says (the family and layout that
-    `yolo patch` assumed): probabilities in [0, 1], class indices integral in [0, nc), normalized
-    boxes in [0, 1], pixel corners ordered, widths/heights not negative. The patched model follows
-    what was assumed, so a misread head would match the reference; these catch it instead."""
+    `yolo patch` assumed). The patched model follows what was assumed, so a misread head would match
+    the reference; these catch it instead. Values that no head of the family can give, whatever its
+    training (probabilities outside [0, 1], class indices that are not integers in [0, nc), normalized
+    boxes outside [0, 1]: its graph's sigmoid/argmax guarantee them), refuse. Box geometry (x2 < x1,
+    w < 0 in many rows) depends on the weights (an undertrained YOLO26 gives x2 < x1 in 16% of rows)
+    and does not overrule the graph's structure: it is returned as a warning naming what was seen, unless
+    the family did not come from the structure (``structure`` False: --family), where it refuses."""
     layout = opts.get("layout") or ("channels" if opts["family"] == "yolov8" else "score-class")
     y = head.astype(np.float64)
     tol = 1e-4
@@ -250,7 +340,7 @@ def check_head(head: np.ndarray, opts: dict, where: str) -> None:
         probs, boxes = y[:, 4:], y[:, :4].transpose(0, 2, 1).reshape(-1, 4)
     else:
         probs, boxes = (y[..., 4:] if layout == "class-probs" else y[..., 4:5]), y[..., :4].reshape(-1, 4)
-    problem = None
+    problem = odd = None
     if probs.size and (probs.min() < -tol or probs.max() > 1 + tol):
         what = "class probabilities" if layout != "score-class" else "scores"
         problem = f"{what} span [{probs.min():.4g}, {probs.max():.4g}], not [0, 1]"
@@ -265,15 +355,23 @@ def check_head(head: np.ndarray, opts: dict, where: str) -> None:
     elif problem is None and opts.get("boxes") == "xyxy" and len(boxes):
         ok = (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
         if ok.mean() < MOSTLY:
-            problem = f"x2 < x1 or y2 < y1 in {1 - ok.mean():.0%} of the rows"
+            odd = f"x2 < x1 or y2 < y1 in {1 - ok.mean():.0%} of the rows"
     elif problem is None and opts.get("boxes") == "cxcywh" and len(boxes):
         ok = (boxes[:, 2] >= 0) & (boxes[:, 3] >= 0)
         if ok.mean() < MOSTLY:
-            problem = f"w < 0 or h < 0 in {1 - ok.mean():.0%} of the anchors"
+            odd = f"w < 0 or h < 0 in {1 - ok.mean():.0%} of the anchors"
+    boxes_read = BOXES.get(opts.get("boxes"), opts.get("boxes"))
+    assumed = f"{opts['family']} head that was assumed ({boxes_read}, {ASSUMED[layout]})"
+    if odd and not structure:
+        problem = odd
     if problem:
-        raise TrtDeployError(f"output '{opts['head_output']}' of {where} does not look like the {opts['family']} head "
-                             f"that was assumed ({BOXES.get(opts.get('boxes'), opts.get('boxes'))}, {ASSUMED[layout]}):"
-                             f" {problem}; if the family is wrong, patch again with --family")
+        raise TrtDeployError(f"output '{opts['head_output']}' of {where} does not look like the {assumed}: {problem}; "
+                             "if the family is wrong, patch again with --family")
+    if odd:
+        return (f"output '{opts['head_output']}' of {where}: {odd} (read as the {assumed}); the graph's structure "
+                "identified the head, so it was patched as such: an undertrained model gives such boxes, a misread "
+                "head too (then patch again with --family)")
+    return None
 
 
 def _sample(v: np.ndarray) -> str:
@@ -311,7 +409,7 @@ def _compare(head: np.ndarray, got: list, opts: dict, hw, label: str, tol: dict)
     score_atol = tol["score_atol"]
     rows = opts["max_detections"]
     out = {"check": label, "detections": [], "reference": [], "max_box_diff_px": 0.0, "max_score_diff": 0.0,
-           "near_ties": 0, "topk_bounded": 0}
+           "near_ties": 0, "topk_bounded": 0, "differences": []}
     for b in range(head.shape[0]):
         n = int(num[b, 0])
         where = f"{label}, image {b}"
@@ -321,20 +419,29 @@ def _compare(head: np.ndarray, got: list, opts: dict, hw, label: str, tol: dict)
             return bool(((gc == cls) & (np.abs(gs - score) <= score_atol)
                          & (np.abs(gb - box).max(1, initial=0) <= box_tol)).any()) if len(gs) else False
 
-        if opts["family"] == "yolov8":
-            want = ref.raw(head[b], opts["score_threshold"], opts["iou_threshold"], rows, opts["topk"],
-                           opts["agnostic"], kept, tol["iou_tie"], tol["score_tie"])
+        ultra = None
+        if opts["family"] == "yolov8":  # what the graph computes: NMS over its --topk best candidates
+            nms = (opts["score_threshold"], opts["iou_threshold"], rows)
+            want = ref.raw(head[b], *nms, opts["topk"], opts["agnostic"], kept, tol["iou_tie"], tol["score_tie"])
+            if want.bounded:  # more candidates than --topk: ultralytics' own post-processing takes up to 30000
+                ultra = ref.raw(head[b], *nms, ref.MAX_NMS, opts["agnostic"], kept, tol["iou_tie"], tol["score_tie"])
         else:
             want = ref.end2end(head[b], opts["score_threshold"], rows,
                                (h, w) if opts["family"] == "rtdetr" else None, kept, tol["score_tie"],
                                class_probs=opts.get("layout") == "class-probs")
         out["detections"].append(n)
-        out["reference"].append(len(want))
+        out["reference"].append(len(want if ultra is None else ultra))  # ultralytics' post-processing
         out["near_ties"] += len(want.ties)
         out["topk_bounded"] += int(want.bounded)
         if n != len(want):
-            raise TrtDeployError(f"{where}: {n} detections, the reference has {len(want)} "
+            bound = f" and the --topk {opts['topk']} bound" if want.bounded else ""
+            raise TrtDeployError(f"{where}: {n} detections, the reference{bound} has {len(want)} "
                                  f"({want.candidates} candidates above {opts['score_threshold']})")
+        if ultra is not None and (len(ultra) != n or not all(
+                kept(ultra.boxes[i].astype(np.float64), float(ultra.scores[i]), ultra.classes[i])
+                for i in range(len(ultra)))):
+            out["differences"].append({"where": where, "detections": n, "ultralytics": len(ultra),
+                                       "candidates": want.candidates, "topk": opts["topk"]})
         if np.any(np.diff(gs) > 0):
             raise TrtDeployError(f"{where}: detection_scores are not sorted highest first")
         tail = [boxes[b, n:], scores[b, n:], classes[b, n:]]
@@ -370,7 +477,7 @@ def _match(gb, gs, gc, want, box_tol: float, score_atol: float, where: str) -> t
 
 
 def verify_postprocess(patched: onnx.ModelProto, feeds: dict | None = None, shapes: dict | None = None,
-                       tol: dict | None = None, batch_sizes=(1, 3), seed: int = 0) -> dict:
+                       tol: dict | None = None, batch_sizes=(1, 3), seed: int = 0, recheck: bool = True) -> dict:
     """The appended post-processing alone: the reference applied to the head tensor of this very run
     of ``patched`` (read as an extra output) against its four outputs. For a patched model converted
     with `trtdeploy fp16`, with FLOAT16 tolerances: together with the fp16 check of the original
@@ -389,15 +496,23 @@ def verify_postprocess(patched: onnx.ModelProto, feeds: dict | None = None, shap
     runs = [feeds] if feeds is not None else [
         random_inputs(patched, {image: [b] + check_shapes(patched, shapes)[image][1:]}, seed=seed + b)
         for b in batch_sizes]
-    checks = []
+    checks, warnings, probe_thr = [], [], None
     for f in runs:
         out = run(sess, f, [*DETECTION_OUTPUTS, opts["head_output"]])
         head = out[opts["head_output"]].astype(np.float32)
-        check_head(head, opts, "the patched model")
+        warnings.append(check_head(head, opts, f"the patched model at batch {f[image].shape[0]}"))
         checks.append(_compare(head, [out[k] for k in DETECTION_OUTPUTS], opts, f[image].shape[2:],
                                f"batch {f[image].shape[0]}", tol))
-    return {"family": opts["label"], "checks": checks, "ok": True,
-            "detections": [n for c in checks for n in c["detections"]]}
+        if probe_thr is None:
+            probe_thr = _probe_threshold(head[0], opts)
+    report = {"family": opts["label"], "checks": checks, "ok": True,
+              "detections": [n for c in checks for n in c["detections"]],
+              "differences": difference_lines(checks),
+              "warnings": [w for w in warnings if w][:1]}
+    if recheck:
+        report["notes"] = _recheck(report, patched, opts, probe_thr, feeds is not None, lambda low: verify_postprocess(
+            low, feeds=feeds, shapes=shapes, tol=tol, batch_sizes=batch_sizes, seed=seed, recheck=False))
+    return report
 
 
 def fp16_detections(original: onnx.ModelProto, new: onnx.ModelProto, probe) -> dict:
@@ -406,13 +521,16 @@ def fp16_detections(original: onnx.ModelProto, new: onnx.ModelProto, probe) -> d
     post-processing starts selecting) and the converted post-processing against the reference on the
     converted model's own head output (verify_postprocess, FLOAT16 tolerances)."""
     from .._graph import data_inputs
-    from ..verify import fp16_outputs
+    from ..verify import _cast_feeds, fp16_outputs
 
     report = fp16_outputs(original, new, probe)
     image = data_inputs(new.graph)[0].name
-    post = verify_postprocess(new, shapes={image: probe.shapes_at(0)[image]}, tol=FLOAT16, seed=probe.seed)
+    feeds = _cast_feeds(new, probe.feeds(0)) if probe.values else None  # --inputs: those images
+    post = verify_postprocess(new, feeds=feeds, shapes={image: probe.shapes_at(0)[image]}, tol=FLOAT16,
+                              seed=probe.seed)
     report["checks"] += [{"check": f"float16 post-processing, {c['check']}: detections {c['detections']} = the "
                                    f"reference on the model's own float16 head, max box diff "
                                    f"{c['max_box_diff_px']:.3g} px, max score diff {c['max_score_diff']:.3g}"}
                          for c in post["checks"]]
+    report["notes"] = report.get("notes", []) + post["warnings"] + post["differences"] + post["notes"]
     return report
