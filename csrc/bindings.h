@@ -6,10 +6,12 @@
 namespace trtdeploy {
 void register_rename(pybind11::module_& m);
 void register_decode(pybind11::module_& m);
+void register_nms(pybind11::module_& m);
 
 inline void register_all(pybind11::module_& m) {
   register_rename(m);
   register_decode(m);
+  register_nms(m);
 }
 // Names of the compiled parts, reported by build_info() and `trtdeploy doctor`.
 std::vector<const char*> compiled_parts();

@@ -702,7 +702,7 @@ def test_cli_yolov5_verifies_by_default(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["yolov8n_640", "--nms"], "--nms apply to yolov5 heads"),
+    (["yolo26n_end2end", "--nms", "plugin"], "--nms plugin applies to heads that need NMS"),
     (["yolov8n_640", "--max-output-boxes", "50"], "--max-output-boxes apply to yolov5 heads"),
     (["yolov5_p5_op13", "--max-output-boxes", "50"], "--max-output-boxes applies to the NMS that --nms appends"),
     (["yolov8n_640", "--topk", "5000"], "--topk 5000"),

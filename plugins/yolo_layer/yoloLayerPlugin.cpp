@@ -10,10 +10,10 @@
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 
+#include "pluginLog.h"
 #include "yoloLayerAttrs.h"
 
 using namespace nvinfer1;
@@ -22,17 +22,7 @@ namespace trtdeploy {
 namespace yolo {
 namespace {
 
-std::mutex gLoggerMutex;
-ILoggerFinder* gLoggerFinder = nullptr;
-
-void logMessage(ILogger::Severity severity, std::string const& msg) noexcept {
-  try {
-    std::lock_guard<std::mutex> lock(gLoggerMutex);
-    ILogger* logger = gLoggerFinder ? gLoggerFinder->findLogger() : nullptr;
-    if (logger) logger->log(severity, msg.c_str());
-  } catch (...) {
-  }
-}
+using plugin::logMessage;
 
 void logError(std::string const& name, char const* where, char const* what) noexcept {
   try {
@@ -514,26 +504,3 @@ IPluginV3* YoloLayerPluginCreator::createPlugin(char const* name, PluginFieldCol
 }  // namespace yolo
 }  // namespace trtdeploy
 
-// ---- library entry points: trtexec --dynamicPlugins, IPluginRegistry::loadLibrary ------------------
-// Exported by exports.map; TensorRT calls them across the library boundary, so nothing may escape.
-
-extern "C" __attribute__((visibility("default"))) void setLoggerFinder(nvinfer1::ILoggerFinder* finder) noexcept {
-  try {
-    std::lock_guard<std::mutex> lock(trtdeploy::yolo::gLoggerMutex);
-    trtdeploy::yolo::gLoggerFinder = finder;
-  } catch (...) {
-  }
-}
-
-extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterface* const* getCreators(
-    int32_t& nbCreators) noexcept {
-  try {
-    static trtdeploy::yolo::YoloLayerPluginCreator sCreator;
-    static nvinfer1::IPluginCreatorInterface* const kCreators[] = {&sCreator};
-    nbCreators = 1;
-    return kCreators;
-  } catch (...) {  // the creator's field table could not be allocated
-    nbCreators = 0;
-  }
-  return nullptr;
-}

@@ -7,6 +7,7 @@
 //   info                                    the TensorRT version of the headers the host was built with
 //   devices                                 how many CUDA devices the host sees (and why none)
 //   load LIBRARY                            dlopen + setLoggerFinder + getCreators: creator identity, fields
+//   creator NAME                            the loaded creator createPlugin uses (default: the first)
 //   field NAME FTYPE [V...]                 add a plugin field (FTYPE: int32 int64 float32 float64 char ...)
 //   fields_clear
 //   create build|runtime [LAYER]            createPlugin with the fields -> the current plugin
@@ -346,6 +347,8 @@ class Host {
       j.num("count", e == cudaSuccess ? n : 0).str("error", e == cudaSuccess ? "" : cudaGetErrorName(e));
     } else if (c == "load") {
       load(a.at(1), j);
+    } else if (c == "creator") {
+      select(a.at(1), j);
     } else if (c == "field") {
       addField(a);
     } else if (c == "fields_clear") {
@@ -427,6 +430,7 @@ class Host {
       if (std::string(info.kind) == "PLUGIN CREATOR_V3ONE") {
         auto* cr = static_cast<IPluginCreatorV3One*>(ci);
         if (!mCreator) mCreator = cr;
+        mCreators.push_back(cr);
         r.str("name", cr->getPluginName()).str("version", cr->getPluginVersion())
             .str("namespace", cr->getPluginNamespace());
         PluginFieldCollection const* fc = cr->getFieldNames();
@@ -442,6 +446,18 @@ class Host {
       rows.push_back(r.dump());
     }
     j.num("count", n).raw("creators", list(rows, [](std::string const& s) { return s; }));
+  }
+
+  std::vector<IPluginCreatorV3One*> mCreators;
+
+  void select(std::string const& name, Json& j) {
+    for (auto* cr : mCreators)
+      if (name == cr->getPluginName()) {
+        mCreator = cr;
+        j.boolean("ok", true);
+        return;
+      }
+    bad("no loaded creator named '" + name + "'");
   }
 
   void addField(std::vector<std::string> const& a) {

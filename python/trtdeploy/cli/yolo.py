@@ -32,11 +32,14 @@ def add_parser(sub):
                                              "ultralytics' predict/val allow 30000, so results differ when more "
                                              "candidates pass the threshold: the check says so)")
     pa.add_argument("--agnostic", action="store_true", help="yolov8: class-agnostic NMS")
+    pa.add_argument("--nms", nargs="?", const="onnx", choices=["onnx", "plugin"],
+                    help="which NMS ends the model: onnx (NonMaxSuppression, TensorRT INMSLayer; the portable "
+                         "default, no library to ship) or plugin (TRTDeploy_NMS from trtdeploy's plugin library: "
+                         "fixed-size outputs, builds for TensorRT-RTX); yolov5: --nms appends NMS after the plugin")
     add_verify_options(pa)
     v5 = pa.add_argument_group("yolov5 (YoloLayer_TRT plugin)")
     v5.add_argument("--score-mode", choices=["obj*cls", "obj"], default="obj*cls",
                     help="score = objectness * best class prob (default) or objectness only (legacy)")
-    v5.add_argument("--nms", action="store_true", help="append ONNX NonMaxSuppression (TensorRT INMSLayer)")
     v5.add_argument("--max-output-boxes", type=int, help="with --nms: NMS max_output_boxes_per_class (100)")
     v5.add_argument("--anchors", help="override: w,h,w,h,... in pixels, level by level (finest first)")
     v5.add_argument("--num-classes", type=int, help="override the class count")
@@ -81,7 +84,7 @@ def _patch(args):
     model = load(args.model)
     shapes, feeds = parse_shapes(args.shapes), _feeds(args.inputs, model)
     v5_flags = [f for f, on in (("--anchors", args.anchors), ("--num-classes", args.num_classes is not None),
-                                ("--nms", args.nms), ("--score-mode", args.score_mode != "obj*cls"),
+                                ("--score-mode", args.score_mode != "obj*cls"),
                                 ("--max-output-boxes", args.max_output_boxes is not None)) if on]
     family = args.family or ("yolov5" if args.anchors or args.num_classes is not None else None)
     if family == "yolov5" and (args.anchors or args.num_classes is not None):
@@ -107,7 +110,7 @@ def _patch(args):
         from ..yolo.postprocess import patch_detections, topk_note
 
         kw = dict(score_threshold=args.score_threshold, iou_threshold=args.iou_threshold,
-                  max_detections=args.max_detections, topk=args.topk, agnostic=args.agnostic)
+                  max_detections=args.max_detections, topk=args.topk, agnostic=args.agnostic, nms=args.nms or "onnx")
         static: list[str] = []  # a batch that cannot be made dynamic stays static, said here
         patched, opts = _with_advice(lambda: patch_detections(model, head, notes=static, **kw))
         for line in static:
@@ -150,12 +153,15 @@ def _patch_yolov5(args, model, head):
         head = find_head(model, output=args.head_output, anchors=anchors, num_classes=args.num_classes)
     if args.topk is not None or args.agnostic:
         raise TrtDeployError("--topk/--agnostic apply to yolov8 heads (yolov5 uses the plugin's own decode)")
+    if args.nms == "plugin":
+        raise TrtDeployError("--nms plugin is not yet available for yolov5 heads (YoloLayer_TRT then TRTDeploy_NMS); "
+                             "use --nms (ONNX NonMaxSuppression)")
     if args.max_output_boxes is not None and not args.nms:
         raise TrtDeployError("--max-output-boxes applies to the NMS that --nms appends; pass --nms too")
     log.info("yolov5 head: %d levels (strides %s), %d anchors per level, %d classes, convs %s", len(head.convs),
              head.strides, head.num_anchors, head.num_classes, ", ".join(head.conv_nodes))
     return patch(model, score_threshold=args.score_threshold, score_mode=0 if args.score_mode == "obj*cls" else 1,
-                 max_detections=args.max_detections or 0, nms=args.nms, iou_threshold=args.iou_threshold,
+                 max_detections=args.max_detections or 0, nms=bool(args.nms), iou_threshold=args.iou_threshold,
                  max_output_boxes=100 if args.max_output_boxes is None else args.max_output_boxes, head=head)
 
 

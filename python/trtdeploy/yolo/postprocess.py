@@ -48,8 +48,10 @@ MIN_OPSET = 11     # GatherElements, ScatterND, NonMaxSuppression with the forms
 
 
 def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.45,
-            max_detections: int | None = None, topk: int | None = None, agnostic: bool = False) -> dict:
-    """Checked post-processing options (the defaults filled in)."""
+            max_detections: int | None = None, topk: int | None = None, agnostic: bool = False,
+            nms: str = "onnx") -> dict:
+    """Checked post-processing options (the defaults filled in). ``nms``: "onnx" (NonMaxSuppression,
+    the portable default) or "plugin" (the TRTDeploy_NMS plugin, nms_plugin.py)."""
     if not 0.0 <= score_threshold < 1.0:
         raise TrtDeployError(f"--score-threshold {score_threshold}: must be in [0, 1)")
     if not 0.0 <= iou_threshold <= 1.0:
@@ -72,6 +74,12 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
             raise TrtDeployError(f"--topk {topk}: must be between --max-detections ({max_detections}) and "
                                  f"{TOPK_LIMIT} (TensorRT's TopK limit)")
         opts.update(iou_threshold=float(iou_threshold), topk=int(topk), agnostic=bool(agnostic))
+        if nms not in ("onnx", "plugin"):
+            raise TrtDeployError(f"--nms {nms}: onnx or plugin")
+        if nms == "plugin":
+            opts["nms"] = "plugin"
+    elif nms == "plugin":
+        raise TrtDeployError(f"--nms plugin applies to heads that need NMS; '{head.output}' is {head.label} (NMS-free)")
     elif topk is not None or agnostic:
         raise TrtDeployError(f"--topk/--agnostic apply to heads that need NMS; '{head.output}' is {head.label} "
                              "(NMS-free)")
@@ -112,11 +120,17 @@ def append_postprocess(model: onnx.ModelProto, head: Head, opts: dict) -> onnx.M
     image = next(i for i in m.graph.input if i.name == head.input_name)
     in_dims = dims_of(image)
     thr = e.const("score_threshold", np.array([opts["score_threshold"]], np.float32))
-    if head.family == "yolov8":
-        scores, boxes, classes = _raw_candidates(e, head, opts, thr)
+    if opts.get("nms") == "plugin":
+        from .nms_plugin import append_node
+
+        score_k, index_k, boxes, class_k = _raw_topk(e, head, opts)
+        outputs = append_node(e, boxes, score_k, class_k, opts)
     else:
-        scores, boxes, classes = _end2end_candidates(e, head, in_dims)
-    outputs = _fixed_rows(e, scores, boxes, classes, thr, opts["max_detections"], _rows_known(head, opts))
+        if head.family == "yolov8":
+            scores, boxes, classes = _raw_candidates(e, head, opts, thr)
+        else:
+            scores, boxes, classes = _end2end_candidates(e, head, in_dims)
+        outputs = _fixed_rows(e, scores, boxes, classes, thr, opts["max_detections"], _rows_known(head, opts))
     e.commit()
     g = m.graph
     batch = in_dims[0] if isinstance(in_dims[0], (str, int)) and in_dims[0] else "batch"
@@ -151,8 +165,9 @@ def _rows_known(head: Head, opts: dict) -> bool:
     return head.rows is not None and head.rows >= opts["max_detections"]
 
 
-def _raw_candidates(e: Emitter, head: Head, opts: dict, thr: str):
-    """[B, 4+nc, N] -> scores [B, K] (-1 where NMS dropped the box), boxes [B, K, 4] x1y1x2y2, classes [B, K]."""
+def _raw_topk(e: Emitter, head: Head, opts: dict):
+    """[B, 4+nc, N] -> the K best anchors: scores [B, K] (best first), their indices, boxes [B, K, 4]
+    x1y1x2y2, classes [B, K] (int64)."""
     k, nc = opts["topk"], opts["num_classes"]
     y = head.output
     n = head.output_shape[2]
@@ -174,6 +189,13 @@ def _raw_candidates(e: Emitter, head: Head, opts: dict, thr: str):
                    base="det_xyxy", axis=1)
     boxes = e.op("Transpose", [corners], base="det_boxes", perm=[0, 2, 1])
     class_k = e.op("GatherElements", [label, index_k], base="det_class_k", axis=1)
+    return score_k, index_k, boxes, class_k
+
+
+def _raw_candidates(e: Emitter, head: Head, opts: dict, thr: str):
+    """[B, 4+nc, N] -> scores [B, K] (-1 where NMS dropped the box), boxes [B, K, 4] x1y1x2y2, classes [B, K]."""
+    k, nc = opts["topk"], opts["num_classes"]
+    score_k, index_k, boxes, class_k = _raw_topk(e, head, opts)
     # One candidate more per image, column K: score 2 (above any threshold) in class 0 and a zero-area
     # box (it suppresses nothing). NMS selects it in every image, so neither its output nor anything
     # after it is ever empty (zero-volume tensors have a history of trouble in TensorRT); its column

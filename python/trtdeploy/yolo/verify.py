@@ -194,7 +194,6 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
     detections per image, the same classes, boxes within 1e-5 of the input size, scores within 1e-5,
     scores sorted, rows past the count zero. Raises TrtDeployError naming the first difference."""
     from .._graph import data_inputs, dims_of
-    from .families import DETECTION_OUTPUTS
 
     opts = patch_options(patched)
     image = data_inputs(original.graph)[0].name
@@ -204,7 +203,9 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
     # graph: 6e-3 px apart on YOLO12's attention); a static-batch original runs in chunks, where
     # the full optimizations are (their conv kernels do not depend on the batch; the basic ones do).
     basic = not isinstance(orig_batch, int)
-    sess_o, sess_p = session(original, basic=basic), session(patched, basic=basic)
+    from .nms_plugin import runner
+
+    sess_o, run_p = session(original, basic=basic), runner(patched, basic=basic)  # --nms plugin: C++ NMS
     if feeds is not None:
         runs = [feeds]
     else:
@@ -226,8 +227,7 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
         x = run_feeds[image]
         head = _run_original(sess_o, run_feeds, image, orig_batch, opts["head_output"])
         warnings.append(check_head(head, opts, f"the original at batch {x.shape[0]}", structure))
-        got = run(sess_p, run_feeds, list(DETECTION_OUTPUTS))
-        got = [got[k] for k in DETECTION_OUTPUTS]
+        got = run_p(run_feeds)
         checks.append(_compare(head, got, opts, x.shape[2:], f"batch {x.shape[0]}", FLOAT32))
         if probe is None:
             probe = _probe_threshold(head[0], opts)
