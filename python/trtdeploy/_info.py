@@ -108,7 +108,6 @@ def doctor() -> dict:
         "python": platform.python_version(),
         "onnx": _version("onnx"),
         "onnxruntime": _version("onnxruntime"),
-        "onnx_graphsurgeon": _version("onnx_graphsurgeon"),
         "onnxslim": _version("onnxslim"),
         "numpy": _version("numpy"),
         "compiled": info,
