@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,12 @@ import onnx
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+if os.environ.get("TRTDEPLOY_TEST_INSTALLED"):  # tools/test_wheel.py: the installed wheel, not the tree
+    import trtdeploy
+
+    if Path(trtdeploy.__file__).resolve().is_relative_to(Path(__file__).resolve().parent.parent):
+        raise pytest.UsageError(f"testing an installed wheel, but trtdeploy was imported from {trtdeploy.__file__}")
 
 
 def fixture_path(name: str) -> Path:

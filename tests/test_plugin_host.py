@@ -39,7 +39,8 @@ class Host:
 
     def __init__(self, lib: dict, load: bool = True):
         if not lib["host"]:
-            pytest.skip("the plugin test host was not built (TRTDEPLOY_PLUGIN_HOST=OFF)")
+            pytest.skip("no plugin test host: TRTDEPLOY_PLUGIN_HOST_DIR must name the folder where CMake built "
+                        f"{lib['host_name']} (tools/test_wheel.py does both)")
         self.proc = subprocess.Popen([lib["host"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.creators = self("load " + lib["library"])["creators"] if load else None

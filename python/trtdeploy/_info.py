@@ -43,17 +43,23 @@ PLUGIN_PREFIX = "libtrtdeploy_plugins_trt"
 def plugin_libraries() -> list[dict]:
     """The YoloLayer_TRT plugin libraries this build installed, one per TensorRT major version whose
     headers were found: [{'library': path, 'tensorrt_major': 10, 'tensorrt_version': '10.16.1',
-    'tensorrt_headers': folder, 'host': path of the test host or None}]."""
+    'tensorrt_headers': folder, 'host': path of the test host or None}].
+
+    The test hosts (tests/plugin_host) are not part of the package: they are built for the tests, in
+    the folder that TRTDEPLOY_PLUGIN_HOST_DIR names (tools/test_wheel.py sets it)."""
+    import os
     from pathlib import Path
 
     lib_dir = Path(__file__).parent / "lib"
+    host_dir = os.environ.get("TRTDEPLOY_PLUGIN_HOST_DIR")
     rows = []
     for row in build_info().get("tensorrt_plugins", []):
         path = lib_dir / row["library"]
         if not path.is_file():
             continue
-        host = lib_dir / row["host"] if row.get("host") else None
-        rows.append({**row, "library": str(path), "host": str(host) if host and host.is_file() else None})
+        host = Path(host_dir) / row["host"] if host_dir and row.get("host") else None
+        rows.append({**row, "library": str(path), "host_name": row.get("host") or None,
+                     "host": str(host) if host and host.is_file() else None})
     return rows
 
 
@@ -115,7 +121,6 @@ def doctor() -> dict:
         "python": platform.python_version(),
         "onnx": _version("onnx"),
         "onnxruntime": _version("onnxruntime"),
-        "onnx_graphsurgeon": _version("onnx_graphsurgeon"),
         "onnxslim": _version("onnxslim"),
         "numpy": _version("numpy"),
         "compiled": info,

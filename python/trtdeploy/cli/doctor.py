@@ -21,7 +21,7 @@ def run(args):
     c = d["compiled"]
     missing = "not installed"
     print(f"trtdeploy {d['trtdeploy']} (python {d['python']})")
-    for k in ("onnx", "onnxruntime", "onnx_graphsurgeon", "onnxslim", "numpy"):
+    for k in ("onnx", "onnxruntime", "onnxslim", "numpy"):
         print(f"  {k:<18} {d[k] or missing}")
     if "error" in c:
         print(f"  compiled module    MISSING: {c['error']}")
