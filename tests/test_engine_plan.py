@@ -510,9 +510,9 @@ def test_dry_run_of_a_float16_model_says_so(tmp_path):
     """A model converted by `trtdeploy fp16` was planned as "precision: fp32 (float32 as in the model)"."""
     half = tmp_path / "h.onnx"
     assert run_cli("fp16", fixture_path("view_cnn"), "-o", half).returncode == 0
-    proc = run_cli("build", half, "--dry-run")
+    proc = run_cli("build", half, "--runtime", "tensorrt", "--dry-run")
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("precision:"))
     assert "already float16" in line and "float32 as in the model" not in line, line
-    proc = run_cli("build", fixture_path("view_cnn"), "--dry-run")
+    proc = run_cli("build", fixture_path("view_cnn"), "--runtime", "tensorrt", "--dry-run")
     assert "precision: fp32 (float32 as in the model)" in proc.stdout

@@ -23,7 +23,7 @@ def test_cli_patch_nms_plugin(tmp_path, name):
     r = run_cli("yolo", "patch", fixture_path(name), "-o", out, "--nms", "plugin")
     assert r.returncode == 0, r.stderr
     for b in (1, 2, 3):
-        assert f"checked: batch {b} against the reference" in r.stderr + r.stdout
+        assert f"checked: batch {b} against ultralytics" in r.stderr + r.stdout
     m = onnx.load(str(out))
     node = find_node(m)
     assert node is not None and node.domain == PLUGIN_DOMAIN and list(node.output) == list(DETECTION_OUTPUTS)

@@ -58,7 +58,7 @@ def test_yolov5_dynamic_hw_and_several_profiles(tmp_path):
     e = tmp_path / "hw.engine"
     _cli_ok("build", patched, "-o", e, "--min-shapes", "images:1x3x320x320", "--opt-shapes", "images:4x3x640x640",
             "--max-shapes", "images:8x3x960x960", "--profile", "--min-shapes", "images:1x3x256x256",
-            "--max-shapes", "images:2x3x256x256", "--compute-capability", "sm_89,sm_120", *RTX)
+            "--opt-shapes", "images:2x3x256x256", "--max-shapes", "images:2x3x256x256", "--compute-capability", "sm_89,sm_120", *RTX)
     side = _built(e, ["8.9", "12.0"])
     assert len(side["profiles"]) == 2 and side["profiles"][0]["images"]["max"] == [8, 3, 960, 960]
 
@@ -66,7 +66,7 @@ def test_yolov5_dynamic_hw_and_several_profiles(tmp_path):
 def test_a_profile_the_shapes_cannot_take_is_the_builders_error_in_one_line(tmp_path):
     # YOLO11's FPN at 100x100: the upsampled 4x4 map meets a 7x7 one at a Concat (strides of 32 do not divide 100)
     bad = tmp_path / "bad.engine"
-    proc = run_cli("build", fixture_path("yolo11n_dynamic_op12"), "-o", bad, "--min-shapes", "images:1x3x100x100", *RTX)
+    proc = run_cli("build", fixture_path("yolo11n_dynamic_op12"), "-o", bad, "--opt-shapes", "images:1x3x100x100", *RTX)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("trtdeploy build: error: TensorRT-RTX 1.") and "Concat" in last, last
