@@ -22,35 +22,11 @@ namespace trtdeploy {
 namespace yolo {
 namespace {
 
-using plugin::logMessage;
-
 void logError(std::string const& name, char const* where, char const* what) noexcept {
-  try {
-    std::string msg = kPluginName;
-    if (!name.empty()) msg += " (" + name + ")";
-    logMessage(ILogger::Severity::kERROR, msg + " " + where + ": " + what);
-  } catch (...) {
-  }
+  plugin::logError(kPluginName, name, where, what);
 }
-
-// Called from a catch (...) at the ABI boundary: logs the exception in flight as a failure of `where`.
-void logCaught(std::string const& name, char const* where) noexcept {
-  try {
-    throw;
-  } catch (std::exception const& e) {
-    logError(name, where, e.what());
-  } catch (...) {
-    logError(name, where, "unknown exception");
-  }
-}
-
-// By DataType value, so that the table compiles against every TensorRT 10/11 header set.
-char const* typeName(DataType t) {
-  static char const* const kNames[] = {"float32", "float16", "int8",  "int32", "bool", "uint8",
-                                       "fp8",     "bfloat16", "int64", "int4",  "fp4",  "e8m0"};
-  auto const i = static_cast<int32_t>(t);
-  return i >= 0 && i < static_cast<int32_t>(sizeof(kNames) / sizeof(kNames[0])) ? kNames[i] : "an unknown type";
-}
+void logCaught(std::string const& name, char const* where) noexcept { plugin::logCaught(kPluginName, name, where); }
+using plugin::typeName;
 
 AttrSpec const* findSpec(char const* name) {
   for (auto const& s : kAttributes)
