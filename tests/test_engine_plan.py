@@ -224,7 +224,7 @@ def test_plugin_library_matches_the_tensorrt_major():
 
     assert select_plugin_library(ROWS, "10.8.0.43") == ROWS[0]["library"]
     assert select_plugin_library(ROWS, "11.0.0") == ROWS[1]["library"]
-    with pytest.raises(TrtDeployError, match=r"the installed TensorRT is 11\.1\.0 but trtdeploy's YoloLayer_TRT plugin "
+    with pytest.raises(TrtDeployError, match=r"the installed TensorRT is 11\.1\.0 but trtdeploy's plugin library "
                                              r"was built for TensorRT 10\.16\.1 \(libtrtdeploy_plugins_trt10\.so\) only"):
         select_plugin_library(ROWS[:1], "11.1.0")
     with pytest.raises(TrtDeployError, match=r"TensorRT is 12\.0\.1 but .* 10\.16\.1 .*, 11\.1\.0 .* TensorRT 12 include"):

@@ -106,6 +106,32 @@ def test_onnx_nms_refused_by_the_plan(tmp_path):
     assert not e.exists() and not (tmp_path / "y8.engine.json").exists()
 
 
+@pytest.mark.parametrize("name,patch_args,ops", [
+    ("yolov8n_640", [], ["TRTDeploy_NMS"]),
+    ("yolo11n_384x640", [], ["TRTDeploy_NMS"]),
+    ("yolov5_p5_dynamic_op12", ["--shapes", "images:1x3x320x320"], ["TRTDeploy_NMS", "YoloLayer_TRT"]),
+])
+def test_nms_plugin_models_build(name, patch_args, ops, tmp_path):
+    """`yolo patch --nms plugin` is the way to NMS on TensorRT-RTX: the ONNX parser finds TRTDeploy_NMS (and
+    YoloLayer_TRT) in trtdeploy's library, which the plan loads for either, and the builder runs the plugins'
+    build phase (shapes, types, formats) over the whole profile."""
+    patched = tmp_path / "p.onnx"
+    _cli_ok("yolo", "patch", fixture_path(name), "-o", patched, "--nms", "plugin", *patch_args)
+    e = tmp_path / "p.engine"
+    size = "384x640" if "384" in name else "640x640"
+    _cli_ok("build", patched, "-o", e, "--min-shapes", f"images:1x3x{size}", "--opt-shapes", f"images:4x3x{size}",
+            "--max-shapes", f"images:16x3x{size}", *RTX)
+    side = _built(e)
+    assert side["plugin_ops"] == ops and side["plugins"][0].endswith("libtrtdeploy_plugins_trt11.so")
+    assert side["outputs"]["detection_boxes"]["shape"] == ["batch", 300, 4]
+    if "yolov5" in name:
+        return  # float16 of this random-weight YOLOv5 is refused by the fp16 check (5.3x rounding's error)
+    h = tmp_path / "h.engine"  # float16: the plugin takes float16 boxes and scores
+    _cli_ok("build", patched, "-o", h, "--min-shapes", f"images:1x3x{size}", "--opt-shapes", f"images:2x3x{size}",
+            "--max-shapes", f"images:4x3x{size}", "--fp16", "--compute-capability", "12.0", *RTX)
+    _built(h, ["12.0"], "fp16")
+
+
 def test_rtx_flags_refused_in_one_line(yolov5_trt, tmp_path):
     for flags, want in ((["--compute-capability", "9.0"], "need TensorRT"),
                         (["--compute-capability", "sm_100"], "8.9"), (["--bf16"], "--bf16"),

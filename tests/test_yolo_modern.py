@@ -704,7 +704,7 @@ def test_cli_yolov5_verifies_by_default(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["yolo26n_end2end", "--nms", "plugin"], "--nms plugin applies to heads that need NMS"),
     (["yolov8n_640", "--max-output-boxes", "50"], "--max-output-boxes apply to yolov5 heads"),
-    (["yolov5_p5_op13", "--max-output-boxes", "50"], "--max-output-boxes applies to the NMS that --nms appends"),
+    (["yolov5_p5_op13", "--max-output-boxes", "50"], "--max-output-boxes applies to the ONNX NonMaxSuppression that --nms appends"),
     (["yolov8n_640", "--topk", "5000"], "--topk 5000"),
     (["yolo26n_end2end", "--agnostic"], "NMS-free"),
     (["yolov8n_640", "--score-threshold", "1.5"], "--score-threshold 1.5"),

@@ -77,20 +77,20 @@ def select_plugin_library(libraries: list[dict], tensorrt_version: str) -> str:
         raise TrtDeployError(NOT_BUILT)
     built = ", ".join(f"{row['tensorrt_version']} ({row['library'].rsplit('/', 1)[-1]})" for row in libraries)
     raise TrtDeployError(
-        f"the installed TensorRT is {tensorrt_version} but trtdeploy's YoloLayer_TRT plugin was built for TensorRT "
+        f"the installed TensorRT is {tensorrt_version} but trtdeploy's plugin library was built for TensorRT "
         f"{built} only, and a plugin library loads only into the major version it was built for; reinstall "
         f"trtdeploy with TRTDEPLOY_TENSORRT_INCLUDE_DIRS naming the TensorRT {major} include folder, or pass "
         "--plugins PATH")
 
 
-NOT_BUILT = ("the model needs the YoloLayer_TRT plugin, but trtdeploy was installed without it (no TensorRT headers "
+NOT_BUILT = ("the model needs trtdeploy's plugin library (YoloLayer_TRT, TRTDeploy_NMS), but trtdeploy was installed "
+             "without it (no TensorRT headers "
              "were found at build time): reinstall with TRTDEPLOY_TENSORRT_INCLUDE_DIRS=/path/to/TensorRT/include "
              "(or TENSORRT_ROOT) set, or pass --plugins PATH")
 
 
 def doctor() -> dict:
     from . import __version__
-
     from .errors import TrtDeployError
 
     info = build_info()

@@ -21,6 +21,9 @@ from .ort import parse_shapes
 
 KINDS = ("min", "opt", "max")
 YOLO_OP = "YoloLayer_TRT"
+NMS_OP = "TRTDeploy_NMS"
+# the plugins trtdeploy's library holds (as plugins/*/*Attrs.h name them; a test compares with _C)
+BUNDLED_OPS = (YOLO_OP, NMS_OP)
 
 
 @dataclass
@@ -273,7 +276,7 @@ def plugin_ops(model: onnx.ModelProto) -> list[str]:
 
 def plugin_plan(ops: list[str], user_plugins: list[str], tensorrt_version: str | None) -> tuple[list[str], list[str]]:
     """(libraries to load, what is missing): the user's --plugins, then trtdeploy's own library for
-    YoloLayer_TRT, the one built for this TensorRT major (all of them when TensorRT is not installed,
+    YoloLayer_TRT and TRTDeploy_NMS, the one built for this TensorRT major (all of them when TensorRT is not installed,
     for the dry run to show). Without --plugins, a model that needs it and has no library fails."""
     from ._info import NOT_BUILT, plugin_libraries, select_plugin_library
 
@@ -281,7 +284,7 @@ def plugin_plan(ops: list[str], user_plugins: list[str], tensorrt_version: str |
     for lib in user_plugins:
         (libs if os.path.isfile(lib) else missing).append(lib if os.path.isfile(lib) else
                                                           f"--plugins {lib}: no such file")
-    if YOLO_OP in ops:
+    if any(op in BUNDLED_OPS for op in ops):
         built = plugin_libraries()
         if tensorrt_version is not None:
             try:
@@ -302,25 +305,25 @@ def is_bundled(lib: str) -> bool:
     return os.path.basename(lib).startswith(PLUGIN_PREFIX)
 
 
-def engine_plugins(sidecar: dict | None, engine_names_yolo: bool, user_plugins: list[str],
+def engine_plugins(sidecar: dict | None, engine_names_bundled: bool, user_plugins: list[str],
                    tensorrt_version: str) -> tuple[list[str], list[str]]:
     """(libraries to load before deserializing an engine, notes). From the build sidecar: its plugin
     libraries, with trtdeploy's own re-resolved for this TensorRT (the recorded path may be another
-    venv's); without a sidecar, trtdeploy's library when the engine's bytes name YoloLayer_TRT."""
+    venv's); without a sidecar, trtdeploy's library when the engine's bytes name one of its plugins."""
     notes = []
     recorded = list((sidecar or {}).get("plugins") or [])
     ops = list((sidecar or {}).get("plugin_ops") or [])
-    needs_yolo = YOLO_OP in ops or any(is_bundled(p) for p in recorded)
-    if sidecar is None and engine_names_yolo:
-        needs_yolo = True
-        notes.append("no build sidecar (ENGINE.json) next to the engine; its bytes name YoloLayer_TRT, so "
-                     "trtdeploy's plugin library is loaded")
+    needs_ours = any(op in BUNDLED_OPS for op in ops) or any(is_bundled(p) for p in recorded)
+    if sidecar is None and engine_names_bundled:
+        needs_ours = True
+        notes.append(f"no build sidecar (ENGINE.json) next to the engine; its bytes name {' or '.join(BUNDLED_OPS)}, "
+                     "so trtdeploy's plugin library is loaded")
     extra = [p for p in recorded if not is_bundled(p) and p not in user_plugins]
     for p in extra:
         if not os.path.isfile(p):
             raise TrtDeployError(f"the engine was built with plugin library {p} (per its sidecar), which does not "
                                  "exist here; pass --plugins PATH")
-    libs, missing = plugin_plan([YOLO_OP] if needs_yolo else [], list(user_plugins) + extra, tensorrt_version)
+    libs, missing = plugin_plan([YOLO_OP] if needs_ours else [], list(user_plugins) + extra, tensorrt_version)
     if missing:
         raise TrtDeployError(missing[0])
     return libs, notes
@@ -425,7 +428,7 @@ def format_plan(plan: BuildPlan) -> str:
             dims = {k: "x".join(map(str, r[k])) or "scalar" for k in KINDS}
             lines.append(f"  {name}: min {dims['min']}  opt {dims['opt']}  max {dims['max']}")
     plugins = ", ".join(plan.plugins) or "none"
-    if plan.tensorrt_version is None and YOLO_OP in plan.plugin_ops and len(plan.plugins) > 1:
+    if plan.tensorrt_version is None and set(BUNDLED_OPS) & set(plan.plugin_ops) and len(plan.plugins) > 1:
         plugins += " (one per TensorRT major: the build loads the one for the installed TensorRT)"
     lines.append(f"plugins: {plugins}" + (f" for {', '.join(plan.plugin_ops)}" if plan.plugin_ops else ""))
     lines += [f"MISSING: {m}" for m in plan.missing]

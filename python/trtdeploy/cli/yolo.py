@@ -26,16 +26,19 @@ def add_parser(sub):
                     help="NMS IoU threshold (0.45; ultralytics' predict uses 0.7)")
     pa.add_argument("--max-detections", type=int,
                     help="rows per image, the highest-scoring (default: the K of an end-to-end [B, K, 6] head "
-                         "when K is a static dim of its output, else 300; yolov5: every anchor)")
-    pa.add_argument("--topk", type=int, help="yolov8: candidates given to NMS, the best by score (default 3840, "
+                         "when K is a static dim of its output, else 300; yolov5 without --nms plugin: every anchor)")
+    pa.add_argument("--topk", type=int, help="yolov8 (and yolov5 --nms plugin): candidates given to NMS, the best "
+                                             "by score (default 3840, "
                                              "TensorRT's TopK limit, or N when the head has fewer anchors; "
                                              "ultralytics' predict/val allow 30000, so results differ when more "
                                              "candidates pass the threshold: the check says so)")
-    pa.add_argument("--agnostic", action="store_true", help="yolov8: class-agnostic NMS")
+    pa.add_argument("--agnostic", action="store_true", help="yolov8 (and yolov5 --nms plugin): class-agnostic NMS")
     pa.add_argument("--nms", nargs="?", const="onnx", choices=["onnx", "plugin"],
                     help="which NMS ends the model: onnx (NonMaxSuppression, TensorRT INMSLayer; the portable "
                          "default, no library to ship) or plugin (TRTDeploy_NMS from trtdeploy's plugin library: "
-                         "fixed-size outputs, builds for TensorRT-RTX); yolov5: --nms appends NMS after the plugin")
+                         "fixed-size outputs, builds for TensorRT-RTX); yolov5: --nms appends ONNX NMS after "
+                         "YoloLayer_TRT, "
+                         "--nms plugin ends it in TRTDeploy_NMS with the four detection outputs")
     add_verify_options(pa)
     v5 = pa.add_argument_group("yolov5 (YoloLayer_TRT plugin)")
     v5.add_argument("--score-mode", choices=["obj*cls", "obj"], default="obj*cls",
@@ -103,9 +106,13 @@ def _patch(args):
         def check(original, new, _probe):
             from ..yolo.verify import check_shapes, verify_patch
 
-            r = verify_patch(original, new, feeds=feeds, shapes=shapes if feeds is not None else
-                             check_shapes(original, shapes, log))
-            return {"checks": [{"check": _v5_line(r)}]}
+            at = shapes if feeds is not None else check_shapes(original, shapes, log)
+            r = verify_patch(original, new, feeds=feeds, shapes=at)
+            decoded = {"checks": [{"check": _v5_line(r)}]}
+            if args.nms != "plugin":
+                return decoded
+            report = _check_detections(original, new, feeds, at)  # YoloLayer_TRT + TRTDeploy_NMS on the CPU
+            return {**report, "checks": decoded["checks"] + report["checks"]}
     else:
         from ..yolo.postprocess import patch_detections, topk_note
 
@@ -151,18 +158,30 @@ def _patch_yolov5(args, model, head):
             except ValueError:
                 raise TrtDeployError("--anchors: expected numbers separated by commas") from None
         head = find_head(model, output=args.head_output, anchors=anchors, num_classes=args.num_classes)
-    if args.topk is not None or args.agnostic:
-        raise TrtDeployError("--topk/--agnostic apply to yolov8 heads (yolov5 uses the plugin's own decode)")
-    if args.nms == "plugin":
-        raise TrtDeployError("--nms plugin is not yet available for yolov5 heads (YoloLayer_TRT then TRTDeploy_NMS); "
-                             "use --nms (ONNX NonMaxSuppression)")
-    if args.max_output_boxes is not None and not args.nms:
-        raise TrtDeployError("--max-output-boxes applies to the NMS that --nms appends; pass --nms too")
+    plugin = args.nms == "plugin"
+    if (args.topk is not None or args.agnostic) and not plugin:
+        raise TrtDeployError("--topk/--agnostic apply to yolov8 heads and to yolov5 with --nms plugin (the NMS "
+                             "plugin's candidates and classes)")
+    if args.max_output_boxes is not None and (not args.nms or plugin):
+        why = " (with --nms plugin, --max-detections gives the rows)" if plugin else "; pass --nms too"
+        raise TrtDeployError(f"--max-output-boxes applies to the ONNX NonMaxSuppression that --nms appends{why}")
     log.info("yolov5 head: %d levels (strides %s), %d anchors per level, %d classes, convs %s", len(head.convs),
              head.strides, head.num_anchors, head.num_classes, ", ".join(head.conv_nodes))
-    return patch(model, score_threshold=args.score_threshold, score_mode=0 if args.score_mode == "obj*cls" else 1,
-                 max_detections=args.max_detections or 0, nms=bool(args.nms), iou_threshold=args.iou_threshold,
-                 max_output_boxes=100 if args.max_output_boxes is None else args.max_output_boxes, head=head)
+    if plugin and args.score_mode != "obj*cls":
+        raise TrtDeployError("--score-mode obj scores boxes by objectness alone; YOLOv5's post-processing, which "
+                             "--nms plugin is checked against, uses objectness * class probability")
+    patched = patch(model, score_threshold=args.score_threshold, score_mode=0 if args.score_mode == "obj*cls" else 1,
+                    max_detections=args.max_detections or 0, nms=args.nms or False, iou_threshold=args.iou_threshold,
+                    max_output_boxes=100 if args.max_output_boxes is None else args.max_output_boxes, head=head,
+                    topk=args.topk, agnostic=args.agnostic)
+    if plugin:
+        from ..yolo.verify import patch_options
+
+        opts = patch_options(patched)
+        log.info("post-processing: YoloLayer_TRT keeps the %d best anchors, then TRTDeploy_NMS: %s", opts["topk"],
+                 ", ".join(f"{k} {opts[k]}" for k in ("score_threshold", "iou_threshold", "max_detections",
+                                                      "agnostic")))
+    return patched
 
 
 def _check_detections(model, patched, feeds, shapes) -> dict:
@@ -173,16 +192,19 @@ def _check_detections(model, patched, feeds, shapes) -> dict:
     report = verify_detections(model, patched, feeds=feeds, shapes=shapes, log=log)
     for line in report["warnings"] + report["differences"]:
         log.warning("warning: %s", line)
-    return {"checks": [{"check": _detections_line(c)} for c in report["checks"]], "notes": report["notes"]}
+    return {"checks": [{"check": _detections_line(c, report["reference_by"])} for c in report["checks"]],
+            "notes": report["notes"]}
 
 
-def _detections_line(c) -> str:
+def _detections_line(c, who: str) -> str:
     extra = ""
     if c["near_ties"]:
         extra += f", {c['near_ties']} near-tie(s) decided as the model did"
     if c["topk_bounded"]:
         extra += f", {c['topk_bounded']} image(s) with more candidates than --topk"
-    return (f"{c['check']} against ultralytics' post-processing: detections {c['detections']} (ultralytics "
+    from ..yolo.verify import possessive
+
+    return (f"{c['check']} against {possessive(who)} post-processing: detections {c['detections']} ({who} "
             f"{c['reference']}{', differs' if c['differences'] else ''}), "
             f"max box diff {c['max_box_diff_px']:.3g} px, max score diff {c['max_score_diff']:.3g}{extra}")
 
@@ -198,22 +220,25 @@ def _verify(args):
     import json
 
     from ..ort import parse_shapes
-    from ..yolo.verify import verify
+    from ..yolo.verify import possessive, verify
 
     original = load(args.original)
     r = verify(original, load(args.patched), feeds=_feeds(args.inputs, original), shapes=parse_shapes(args.shapes))
     if args.json:
         print(json.dumps(r, indent=2))
-    elif r["family"] == "yolov5":
-        print(f"ok: {r['images']} image(s) x {r['anchors_per_image']} anchors; max box diff "
-              f"{r['max_box_abs_diff_px']:.3g} px, max score diff {r['max_score_abs_diff']:.3g}, "
-              f"class mismatches {r['class_mismatches']}, detections {r['detections_plugin']} "
-              f"(original {r['detections_original']})")
-    else:
+        return 0
+    decoded = r.get("decode", r if "images" in r else None)  # YOLOv5: YoloLayer_TRT's decode per anchor
+    if decoded is not None:
+        print(f"ok: {decoded['images']} image(s) x {decoded['anchors_per_image']} anchors; max box diff "
+              f"{decoded['max_box_abs_diff_px']:.3g} px, max score diff {decoded['max_score_abs_diff']:.3g}, "
+              f"class mismatches {decoded['class_mismatches']}, detections {decoded['detections_plugin']} "
+              f"(original {decoded['detections_original']})")
+    if "checks" in r:
+        who = r["reference_by"]
         for c in r["checks"]:
             bound = c["differences"][0]["topk"] if c["differences"] else None
-            same = ("= ultralytics' post-processing" if bound is None else
-                    f"= the reference with the --topk {bound} bound, ultralytics {c['reference']}")
+            same = (f"= {possessive(who)} post-processing" if bound is None else
+                    f"= the reference with the --topk {bound} bound, {who} {c['reference']}")
             print(f"ok: {r['family']} {c['check']}: detections {c['detections']} {same}; max box diff "
                   f"{c['max_box_diff_px']:.3g} px, max score diff {c['max_score_diff']:.3g}, near-ties "
                   f"{c['near_ties']}")

@@ -99,18 +99,20 @@ def major_version(trt) -> int:
 def load_plugins(trt, libs: list[str]) -> None:
     """Load plugin libraries into TensorRT's (global) plugin registry, once per process each.
 
-    trtdeploy's own library is skipped when YoloLayer_TRT is already registered (another library
-    provides it, or it was loaded before). load_library returns None on every failure, including
-    "a plugin of this library is already registered": that is an error, not a silent skip."""
-    from ..plan import YOLO_OP, is_bundled
+    trtdeploy's own library is skipped when one of its plugins (YoloLayer_TRT, TRTDeploy_NMS) is
+    already registered (it was loaded before, or another library provides it). load_library returns None on
+    every failure, including "a plugin of this library is already registered": that is an error, not a
+    silent skip."""
+    from ..plan import BUNDLED_OPS, is_bundled
 
     registry = trt.get_plugin_registry()
     for lib in libs:
         path = str(Path(lib).resolve())
         if path in _loaded:
             continue
-        if is_bundled(path) and registry.get_creator(YOLO_OP, "1", "") is not None:
-            log.info("YoloLayer_TRT is already registered; not loading %s", lib)
+        held = [op for op in BUNDLED_OPS if registry.get_creator(op, "1", "") is not None]
+        if is_bundled(path) and held:  # loaded before, or another library has one of its plugins (then it would fail)
+            log.info("%s is already registered; not loading %s", " and ".join(held), lib)
             continue
         if not Path(path).is_file():
             raise TrtDeployError(f"plugin library {lib} does not exist")

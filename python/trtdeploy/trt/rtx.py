@@ -103,7 +103,7 @@ def version_ok(version: str) -> bool:
 
 def plan_rules(model, wanted: str, capabilities, available, version, timing_cache) -> dict:
     """TensorRT-RTX's part of plan.make_plan: precision, targets, what it cannot build, notes, the plugin ABI."""
-    from ..plan import YOLO_OP, plugin_ops
+    from ..plan import BUNDLED_OPS, plugin_ops
 
     notes, missing = [], unbuildable(model)
     ccs = parse_capabilities(capabilities, available or KNOWN_CAPABILITIES, version or "") \
@@ -113,9 +113,9 @@ def plan_rules(model, wanted: str, capabilities, available, version, timing_cach
     if timing_cache:
         notes.append(f"--timing-cache {timing_cache} is ignored: the timing cache is a deprecated no-op on "
                      "TensorRT-RTX (its runtime cache is the equivalent)")
-    if version and not version_ok(version) and YOLO_OP in plugin_ops(model):
+    if version and not version_ok(version) and set(BUNDLED_OPS) & set(plugin_ops(model)):
         missing.append(f"TensorRT-RTX {version} has TensorRT 10's plugin ABI for none of trtdeploy's libraries; "
-                       "the YoloLayer_TRT plugin needs TensorRT-RTX >= 1.5 (`pip install trtdeploy[rtx]`)")
+                       "trtdeploy's plugins need TensorRT-RTX >= 1.5 (`pip install trtdeploy[rtx]`)")
     return {"precision": precision(wanted), "missing": missing, "notes": notes, "capabilities": ccs,
             "plugin_abi": PLUGIN_ABI if version else None}
 

@@ -61,7 +61,7 @@ def _output_allocator(trt, torch, device_buffers: dict, shapes: dict):
 
 class EngineRunner:
     def __init__(self, engine_path: str, plugins: list[str] = ()):
-        from ..plan import YOLO_OP, engine_plugins
+        from ..plan import BUNDLED_OPS, engine_plugins
         from .build import read_sidecar
 
         sidecar = read_sidecar(engine_path)
@@ -73,7 +73,7 @@ class EngineRunner:
         from .rtx import PLUGIN_ABI
 
         abi = PLUGIN_ABI if is_rtx(trt) else str(trt.__version__)  # the plugin library's TensorRT major
-        libs, notes = engine_plugins(sidecar, YOLO_OP.encode() in blob, list(plugins), abi)
+        libs, notes = engine_plugins(sidecar, any(op.encode() in blob for op in BUNDLED_OPS), list(plugins), abi)
         for note in notes:
             log.info("%s", note)
         load_plugins(trt, libs)

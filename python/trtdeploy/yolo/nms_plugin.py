@@ -6,7 +6,8 @@ scores [B, K], classes [B, K] int32) and outputs num_detections, detection_boxes
 detection_classes with D = max_detections rows (plugins/nms/README.md). Its attributes come from
 trtdeploy._C (the table the plugin creator reads). onnxruntime cannot run the node: the check runs
 the model up to the node's inputs in onnxruntime and the node itself through the C++ CPU NMS
-(``_C.nms_cpu``, the semantics of the plugin's kernel), see ``runner``.
+(``_C.nms_cpu``, the semantics of the plugin's kernel), see ``runner`` (which runs YoloLayer_TRT before it
+the same way, for YOLOv5 models).
 """
 
 from __future__ import annotations
@@ -49,13 +50,14 @@ def attributes(iou_threshold: float, score_threshold: float, max_detections: int
     return out
 
 
-def append_node(e, boxes: str, scores: str, classes: str, opts: dict) -> list[str]:
-    """The plugin node after boxes [B, K, 4], scores [B, K] and classes [B, K] (any int type) through the
-    Emitter ``e``; returns its four outputs."""
-    cls = e.op("Cast", [classes], base="det_nms_classes", to=TP.INT32)
-    outs = [e.name(f"det_{n}") for n in ("num", "boxes", "scores", "classes")]
+def append_node(e, boxes: str, scores: str, classes: str, opts: dict, outputs: list[str] | None = None) -> list[str]:
+    """The plugin node after boxes [B, K, 4], scores [B, K] and classes [B, K] (int32, or any int type
+    with ``cast``) through the Emitter ``e``; returns its four outputs (named ``outputs`` when given)."""
+    if opts.get("cast_classes", True):
+        classes = e.op("Cast", [classes], base="det_nms_classes", to=TP.INT32)
+    outs = outputs or [e.name(f"det_{n}") for n in ("num", "boxes", "scores", "classes")]
     attrs = attributes(opts["iou_threshold"], opts["score_threshold"], opts["max_detections"], opts["agnostic"])
-    e.nodes.append(helper.make_node(plugin_name(), [boxes, scores, cls], outs, name=e.name(plugin_name()),
+    e.nodes.append(helper.make_node(plugin_name(), [boxes, scores, classes], outs, name=e.name(plugin_name()),
                                     domain=PLUGIN_DOMAIN, plugin_version=_C().NMS_PLUGIN_VERSION, **attrs))
     m = e.model
     if not any(o.domain == PLUGIN_DOMAIN for o in m.opset_import):
@@ -68,48 +70,82 @@ def find_node(model: onnx.ModelProto) -> onnx.NodeProto | None:
     return next((n for n in model.graph.node if n.op_type == name), None)
 
 
-def trunk(patched: onnx.ModelProto, node: onnx.NodeProto) -> onnx.ModelProto:
-    """The model up to the plugin's inputs (what onnxruntime can run)."""
+def plugin_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [n for n in model.graph.node if n.domain == PLUGIN_DOMAIN]
+
+
+def trunk(patched: onnx.ModelProto, outputs: list[str] | None = None) -> tuple[onnx.ModelProto, list[str]]:
+    """The model without its plugin nodes (what onnxruntime can run): its outputs are what the plugins read
+    from the rest of the graph, and ``outputs`` not made by a plugin. Returns (model, those names). Refused
+    when an ONNX node reads a plugin's output (the plugins must end the graph)."""
+    plugins = plugin_nodes(patched)
+    made = {o for n in plugins for o in n.output}
+    for n in patched.graph.node:
+        if n.domain != PLUGIN_DOMAIN and made & set(n.input):
+            raise TrtDeployError(f"node '{n.name}' ({n.op_type}) reads the output of a plugin: only a model whose "
+                                 "plugins end the graph can be run on the CPU")
+    needed = list(dict.fromkeys([x for n in plugins for x in n.input if x and x not in made]
+                                + [o for o in outputs or [] if o not in made]))
     m = copy_model(patched)
     g = m.graph
     g.ClearField("output")
-    g.output.extend(onnx.ValueInfoProto(name=x) for x in node.input)
-    keep = [n for n in g.node if n.op_type != node.op_type]
+    g.output.extend(onnx.ValueInfoProto(name=x) for x in needed)
+    keep = [n for n in g.node if n.domain != PLUGIN_DOMAIN]
     g.ClearField("node")
     g.node.extend(keep)
     g.ClearField("value_info")
     prune(g)
-    if not any(n.domain == PLUGIN_DOMAIN for n in g.node):
-        kept = [o for o in m.opset_import if o.domain != PLUGIN_DOMAIN]
-        m.ClearField("opset_import")
-        m.opset_import.extend(kept)
-    return m
+    kept = [o for o in m.opset_import if o.domain != PLUGIN_DOMAIN]
+    m.ClearField("opset_import")
+    m.opset_import.extend(kept)
+    return m, needed
 
 
 def run_node(node: onnx.NodeProto, boxes, scores, classes) -> list:
-    """The plugin's outputs through the C++ CPU NMS."""
+    """The NMS plugin's outputs through the C++ CPU NMS."""
     a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
     return list(_C().nms_cpu(boxes, scores, classes, float(a.get("iou_threshold", 0.45)),
                              float(a.get("score_threshold", 0.25)), int(a["max_detections"]),
                              bool(a.get("class_agnostic", 0))))
 
 
-def runner(patched: onnx.ModelProto, basic: bool = False):
-    """feeds -> the four detection outputs of ``patched``: onnxruntime up to the plugin's inputs, then
-    the plugin through the C++ CPU NMS. For a model without the plugin, onnxruntime alone."""
+def _run_yolo_layer(node: onnx.NodeProto, *levels) -> list:
+    """YoloLayer_TRT's outputs through the C++ CPU decode (the kernel's semantics)."""
+    from .verify import decode, plugin_params
+
+    return list(decode(list(levels), plugin_params(node)))
+
+
+CPU = {"YoloLayer_TRT": _run_yolo_layer}  # + TRTDeploy_NMS (its name comes from _C), see _cpu()
+
+
+def _cpu(op_type: str):
+    fn = run_node if op_type == plugin_name() else CPU.get(op_type)
+    if fn is None:
+        raise TrtDeployError(f"no CPU implementation of the plugin {op_type}: the model cannot be checked here")
+    return fn
+
+
+def runner(patched: onnx.ModelProto, basic: bool = False, outputs=None):
+    """feeds -> ``outputs`` of ``patched`` (default the four detection outputs), in order: onnxruntime up to
+    the plugins' inputs, then each plugin node through its C++ CPU implementation (YoloLayer_TRT's decode,
+    TRTDeploy_NMS's NMS). For a model without plugins, onnxruntime alone."""
     from ..ort import run, session
     from .families import DETECTION_OUTPUTS
 
-    node = find_node(patched)
-    if node is None:
+    outputs = list(outputs or DETECTION_OUTPUTS)
+    plugins = plugin_nodes(patched)
+    if not plugins:
         sess = session(patched, basic=basic)
-        return lambda feeds: [run(sess, feeds, list(DETECTION_OUTPUTS))[k] for k in DETECTION_OUTPUTS]
-    sess = session(trunk(patched, node), basic=basic)
-    order = [list(node.output).index(k) for k in DETECTION_OUTPUTS]
+        return lambda feeds: [run(sess, feeds, outputs)[k] for k in outputs]
+    model, needed = trunk(patched, outputs)
+    sess = session(model, basic=basic)
+    fns = [(_cpu(n.op_type), n) for n in plugins]
 
     def go(feeds):
-        ins = run(sess, feeds, list(node.input))
-        outs = run_node(node, *(ins[x] for x in node.input))
-        return [outs[i] for i in order]
+        values = run(sess, feeds, needed)
+        for fn, n in fns:
+            values.update(zip(n.output, fn(n, *(values[x] for x in n.input))))
+        return [values[k] for k in outputs]
 
     return go

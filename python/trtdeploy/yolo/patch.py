@@ -53,15 +53,21 @@ def plugin_attributes(head: YoloHead, score_threshold: float, score_mode: int = 
 
 
 def patch(model: onnx.ModelProto, score_threshold: float = 0.25, score_mode: int = 0, max_detections: int = 0,
-          nms: bool = False, iou_threshold: float = 0.45, max_output_boxes: int = 100,
-          head: YoloHead | None = None) -> onnx.ModelProto:
-    """The model with its Detect decode replaced by YoloLayer_TRT (and NonMaxSuppression with nms=True).
+          nms: bool | str = False, iou_threshold: float = 0.45, max_output_boxes: int = 100,
+          head: YoloHead | None = None, topk: int | None = None, agnostic: bool = False) -> onnx.ModelProto:
+    """The model with its Detect decode replaced by YoloLayer_TRT, and with ``nms``:
 
-    Outputs: num_detections int32 [B,1], detection_boxes float [B,N,4] (x1,y1,x2,y2 input pixels),
-    detection_scores float [B,N], detection_classes int32 [B,N]; with nms, also nms_batch_index,
-    nms_boxes, nms_scores, nms_classes for the K boxes NMS keeps."""
+    * False: outputs num_detections int32 [B,1], detection_boxes float [B,N,4] (x1,y1,x2,y2 input pixels),
+      detection_scores float [B,N], detection_classes int32 [B,N] (N = max_detections, 0: every anchor);
+    * True or "onnx": also NonMaxSuppression, nms_batch_index, nms_boxes, nms_scores, nms_classes for the
+      boxes it keeps (at most max_output_boxes per class);
+    * "plugin": YoloLayer_TRT keeps the ``topk`` best anchors (default: all, up to 3840) and the TRTDeploy_NMS
+      plugin ends the model in the four detection outputs with D = max_detections rows (default 300), as
+      every other family (postprocess.py); the options go into the model's metadata for `yolo verify`."""
     head = head or find_head(model)
-    attrs = plugin_attributes(head, score_threshold, score_mode, max_detections)
+    plugin_nms = nms == "plugin"
+    opts = plugin_options(head, score_threshold, iou_threshold, max_detections, topk, agnostic) if plugin_nms else None
+    attrs = plugin_attributes(head, score_threshold, score_mode, opts["topk"] if opts else max_detections)
     m = copy_model(model)
     g = m.graph
     fresh = NameGen(m)
@@ -70,27 +76,72 @@ def patch(model: onnx.ModelProto, score_threshold: float = 0.25, score_mode: int
         out = fresh(f"{conv}_sigmoid")
         g.node.append(helper.make_node("Sigmoid", [conv], [out], name=fresh(f"{conv}_Sigmoid")))
         sig_outs.append(out)
-    out_names = [fresh(n) for n in OUTPUTS]
+    out_names = [fresh(f"candidate_{n}" if plugin_nms else n) for n in OUTPUTS]
     g.node.append(helper.make_node("YoloLayer_TRT", sig_outs, out_names, name=fresh("YoloLayer_TRT"),
                                    domain=PLUGIN_DOMAIN, plugin_version="1", **attrs))
     batch = head.input_shape[0] if head.input_shape else "batch"
-    rows = _rows(head, max_detections)
-    outputs = [helper.make_tensor_value_info(out_names[0], TP.INT32, [batch, 1]),
-               helper.make_tensor_value_info(out_names[1], TP.FLOAT, [batch, rows, 4]),
-               helper.make_tensor_value_info(out_names[2], TP.FLOAT, [batch, rows]),
-               helper.make_tensor_value_info(out_names[3], TP.INT32, [batch, rows])]
-    if nms:
-        e = Emitter(m, min_opset=11, why="NonMaxSuppression")
-        e.fresh = fresh
+    rows = opts["max_detections"] if opts else _rows(head, max_detections)
+    outputs = [helper.make_tensor_value_info(OUTPUTS[0], TP.INT32, [batch, 1]),
+               helper.make_tensor_value_info(OUTPUTS[1], TP.FLOAT, [batch, rows, 4]),
+               helper.make_tensor_value_info(OUTPUTS[2], TP.FLOAT, [batch, rows]),
+               helper.make_tensor_value_info(OUTPUTS[3], TP.INT32, [batch, rows])]
+    if not plugin_nms:
+        for vi, name in zip(outputs, out_names):
+            vi.name = name
+    e = Emitter(m, min_opset=11 if nms and not plugin_nms else 0, why="NonMaxSuppression")
+    e.fresh = fresh
+    if plugin_nms:
+        from .nms_plugin import append_node
+
+        taken = [n for n in OUTPUTS if fresh(n) != n]  # reserves the names that are free
+        if taken:
+            raise TrtDeployError(f"the model already has a tensor named '{taken[0]}'; rename it first "
+                                 "(trtdeploy rename)")
+        append_node(e, *out_names[1:], {**opts, "cast_classes": False}, outputs=list(OUTPUTS))
+    elif nms:
         outputs += nms_subgraph(out_names[1:], e, score_threshold, iou_threshold, max_output_boxes)
-        e.commit()
+    e.commit()
     g.ClearField("output")
     g.output.extend(outputs)
     g.ClearField("value_info")
     prune(g)
     if not any(o.domain == PLUGIN_DOMAIN for o in m.opset_import):
         m.opset_import.append(helper.make_opsetid(PLUGIN_DOMAIN, 1))
+    if plugin_nms:
+        import json
+
+        from .families import METADATA_KEY
+
+        meta = m.metadata_props.add()
+        meta.key, meta.value = METADATA_KEY, json.dumps({**opts, "head_output": head.output, "label": "YOLOv5"})
     return m
+
+
+def plugin_options(head: YoloHead, score_threshold: float, iou_threshold: float, max_detections: int,
+                   topk: int | None, agnostic: bool) -> dict:
+    """`yolo patch --nms plugin` of a YOLOv5 head: what its check and `yolo verify` read back (the keys of
+    postprocess.options for a head that needs NMS). The reference is YOLOv5's own post-processing
+    (utils/general.py non_max_suppression: score = objectness * class probability, > conf; up to
+    30000 candidates; class-aware greedy NMS; the first max_det), which verify reads from the original's
+    decoded output."""
+    from .postprocess import TOPK_LIMIT
+
+    if not 0.0 <= score_threshold < 1.0:
+        raise TrtDeployError(f"--score-threshold {score_threshold}: must be in [0, 1)")
+    if not 0.0 <= iou_threshold <= 1.0:
+        raise TrtDeployError(f"--iou-threshold {iou_threshold}: must be in [0, 1]")
+    d = max_detections or 300
+    total = _rows(head, 0)
+    if topk is None:  # every anchor when they are fewer than TensorRT's TopK takes
+        topk = TOPK_LIMIT if not isinstance(total, int) else max(d, min(TOPK_LIMIT, total))
+    if not 1 <= d <= TOPK_LIMIT:
+        raise TrtDeployError(f"--max-detections {d}: must be in 1..{TOPK_LIMIT}")
+    if not d <= topk <= TOPK_LIMIT:
+        raise TrtDeployError(f"--topk {topk}: must be between --max-detections ({d}) and {TOPK_LIMIT} (the "
+                             "candidates YoloLayer_TRT passes to the NMS plugin)")
+    return {"family": "yolov5", "layout": "channels", "boxes": "cxcywh", "num_classes": head.num_classes,
+            "score_threshold": float(score_threshold), "max_detections": int(d), "iou_threshold": float(iou_threshold),
+            "topk": int(topk), "agnostic": bool(agnostic), "nms": "plugin"}
 
 
 def _rows(head: YoloHead, max_detections: int):

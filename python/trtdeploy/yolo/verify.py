@@ -9,6 +9,7 @@ from onnx import helper
 
 from ..errors import TrtDeployError
 from ..ort import input_shapes, random_inputs, run, session
+from .families import METADATA_KEY
 from .patch import trunk
 
 
@@ -97,8 +98,6 @@ def patch_options(patched: onnx.ModelProto) -> dict:
     """What `yolo patch` wrote into the model (family, thresholds, head output)."""
     import json
 
-    from .families import METADATA_KEY
-
     text = next((p.value for p in patched.metadata_props if p.key == METADATA_KEY), None)
     if text is None:
         raise TrtDeployError(f"the patched model has no '{METADATA_KEY}' metadata; was it written by "
@@ -114,8 +113,12 @@ def verify(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | No
     plugin = any(n.op_type == "YoloLayer_TRT" for n in patched.graph.node)
     head_type = _made_from(original, patched, plugin)
     if plugin:
-        report = verify_patch(original, patched, feeds=feeds, shapes=shapes, seed=seed)
-        return {"family": "yolov5", **report}
+        at = shapes if feeds is not None else check_shapes(original, shapes)  # a dynamic H/W at DYNAMIC_HW
+        report = verify_patch(original, patched, feeds=feeds, shapes=at, seed=seed)
+        if not any(p.key == METADATA_KEY for p in patched.metadata_props):
+            return {"family": "yolov5", **report}
+        # --nms plugin: the decode per anchor (above), then the detections against YOLOv5's post-processing
+        return {**verify_detections(original, patched, feeds=feeds, shapes=at, seed=seed), "decode": report}
     if head_type == onnx.TensorProto.FLOAT16:
         report = verify_postprocess(patched, feeds=feeds, shapes=shapes, tol=FLOAT16, seed=seed)
         report["note"] = ("a float16 model: its post-processing was checked against the reference applied to its "
@@ -225,7 +228,7 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
     structure = identified(original, opts)
     for run_feeds in runs:
         x = run_feeds[image]
-        head = _run_original(sess_o, run_feeds, image, orig_batch, opts["head_output"])
+        head = as_checked(_run_original(sess_o, run_feeds, image, orig_batch, opts["head_output"]), opts)
         warnings.append(check_head(head, opts, f"the original at batch {x.shape[0]}", structure))
         got = run_p(run_feeds)
         checks.append(_compare(head, got, opts, x.shape[2:], f"batch {x.shape[0]}", FLOAT32))
@@ -233,7 +236,7 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
             probe = _probe_threshold(head[0], opts)
     report = {"family": opts["label"], "options": {k: v for k, v in opts.items() if k not in ("label", "boxes")},
               "checks": checks, "ok": True, "detections": [n for c in checks for n in c["detections"]],
-              "differences": difference_lines(checks),
+              "differences": difference_lines(checks, reference_by(opts)), "reference_by": reference_by(opts),
               "warnings": [w for w in warnings if w][:1]}
     if recheck:
         report["notes"] = _recheck(report, patched, opts, probe, feeds is not None, lambda low: verify_detections(
@@ -262,33 +265,50 @@ def _recheck(report: dict, patched: onnx.ModelProto, opts: dict, probe: float | 
             f"{probe:.4g} gave {r['detections']} and matched the reference too"]
 
 
+PLUGIN_THRESHOLDS = {"YoloLayer_TRT": "prenms_score_threshold", "TRTDeploy_NMS": "score_threshold"}
+
+
 def at_threshold(patched: onnx.ModelProto, threshold: float) -> onnx.ModelProto | None:
-    """A copy of a patched model with its score threshold (the 'score_threshold' constant that NMS and
-    the final rows compare with) set to ``threshold``; None when it has no such constant."""
+    """A copy of a patched model with its score threshold set to ``threshold``: the 'score_threshold'
+    constant that NMS and the final rows compare with, or the plugins' threshold attributes
+    (PLUGIN_THRESHOLDS) that hold it; None when it has neither."""
     import json
 
     from onnx import numpy_helper
 
     from .._graph import copy_model
-    from .families import METADATA_KEY
 
     opts = patch_options(patched)
+    old = np.float32(opts["score_threshold"])
     m = copy_model(patched)
     found = [t for t in m.graph.initializer
              if t.name.startswith("score_threshold") and t.data_type == onnx.TensorProto.FLOAT
-             and numpy_helper.to_array(t).size == 1
-             and float(numpy_helper.to_array(t).reshape(-1)[0]) == np.float32(opts["score_threshold"])]
-    if len(found) != 1:
+             and numpy_helper.to_array(t).size == 1 and float(numpy_helper.to_array(t).reshape(-1)[0]) == old]
+    attrs = [a for n in m.graph.node for a in n.attribute if PLUGIN_THRESHOLDS.get(n.op_type) == a.name
+             and a.type == onnx.AttributeProto.FLOAT and np.float32(a.f) == old]
+    if len(found) > 1 or not found and not attrs:
         return None
-    t = found[0]
-    t.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(t).shape, threshold, np.float32), t.name))
+    for t in found:
+        t.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(t).shape, threshold, np.float32), t.name))
+    for a in attrs:
+        a.f = float(threshold)
     meta = next(p for p in m.metadata_props if p.key == METADATA_KEY)
     meta.value = json.dumps({**opts, "score_threshold": float(np.float32(threshold))})
     return m
 
 
-def difference_lines(checks: list[dict]) -> list[str]:
-    """One line (or none): where the patched model's detections differ from ultralytics' post-processing,
+def reference_by(opts: dict) -> str:
+    """Whose post-processing the reference is: YOLOv5's (its repository's detect.py non_max_suppression,
+    multi_label=False) for a YOLOv5 head, ultralytics' otherwise."""
+    return "YOLOv5" if opts["family"] == "yolov5" else "ultralytics"
+
+
+def possessive(name: str) -> str:
+    return name + ("'" if name.endswith("s") else "'s")
+
+
+def difference_lines(checks: list[dict], who: str = "ultralytics") -> list[str]:
+    """One line (or none): where the patched model's detections differ from ``who``'s post-processing,
     and why (the images' other differences counted)."""
     from .postprocess import TOPK_LIMIT
     from .reference import MAX_NMS
@@ -303,8 +323,8 @@ def difference_lines(checks: list[dict]) -> list[str]:
     fix = (f"raise --topk (max {TOPK_LIMIT})" if d["topk"] < TOPK_LIMIT else
            f"{TOPK_LIMIT} is TensorRT's TopK limit; a higher --score-threshold leaves fewer candidates")
     more = f" (and in {len(found) - 1} more of the {images} images checked)" if len(found) > 1 else ""
-    return [f"differs from ultralytics: {counts} in {d['where']}{more}, because --topk {d['topk']} keeps only the "
-            f"best {d['topk']} of {d['candidates']} candidates (ultralytics' NMS takes up to {MAX_NMS}); {fix}"]
+    return [f"differs from {who}: {counts} in {d['where']}{more}, because --topk {d['topk']} keeps only the "
+            f"best {d['topk']} of {d['candidates']} candidates ({possessive(who)} NMS takes up to {MAX_NMS}); {fix}"]
 
 
 ASSUMED = {"channels": "then class probabilities", "score-class": "then a score in [0, 1] and a class index",
@@ -382,11 +402,22 @@ def _sample(v: np.ndarray) -> str:
 def _probe_threshold(head: np.ndarray, opts: dict, wanted: int = 200) -> float:
     """A score threshold that about ``wanted`` candidates of this image pass (halfway between two
     neighbouring scores, so no score sits on it)."""
-    scores = head[4:].max(0) if opts["family"] == "yolov8" else \
+    scores = head[4:].max(0) if opts.get("layout") == "channels" else \
         head[:, 4:].max(1) if opts.get("layout") == "class-probs" else head[:, 4]
     s = np.sort(scores.astype(np.float64))[::-1]
     k = min(wanted, len(s) - 1)
     return max(0.0, float((s[k - 1] + s[k]) / 2)) if k > 0 else 0.0
+
+
+def as_checked(head: np.ndarray, opts: dict) -> np.ndarray:
+    """The original's head output in the layout the check reads: a YOLOv5 head's decoded [B, N, 5+nc]
+    (cx, cy, w, h, objectness, class probabilities) becomes [B, 4+nc, N] with the class scores
+    objectness * probability, as YOLOv5's non_max_suppression computes them (x[:, 5:] *= x[:, 4:5]; its
+    objectness > conf filter is implied, the probabilities being <= 1). Other heads as they are."""
+    if opts["family"] != "yolov5":
+        return head
+    obj = head[..., 4:5]
+    return np.concatenate([head[..., :4], head[..., 5:] * obj], -1).transpose(0, 2, 1)
 
 
 def _run_original(sess, feeds, image, orig_batch, output) -> np.ndarray:
@@ -420,7 +451,7 @@ def _compare(head: np.ndarray, got: list, opts: dict, hw, label: str, tol: dict)
                          & (np.abs(gb - box).max(1, initial=0) <= box_tol)).any()) if len(gs) else False
 
         ultra = None
-        if opts["family"] == "yolov8":  # what the graph computes: NMS over its --topk best candidates
+        if "topk" in opts:  # a head that needs NMS (yolov8, yolov5 --nms plugin): NMS over its --topk best
             nms = (opts["score_threshold"], opts["iou_threshold"], rows)
             want = ref.raw(head[b], *nms, opts["topk"], opts["agnostic"], kept, tol["iou_tie"], tol["score_tie"])
             if want.bounded:  # more candidates than --topk: ultralytics' own post-processing takes up to 30000
@@ -486,19 +517,21 @@ def verify_postprocess(patched: onnx.ModelProto, feeds: dict | None = None, shap
     reorders rows and moves boxes across the thresholds)."""
     from .._graph import copy_model, data_inputs
     from .families import DETECTION_OUTPUTS
+    from .nms_plugin import runner
 
     opts = patch_options(patched)
     tol = tol or FLOAT32
     probe = copy_model(patched)
     probe.graph.output.append(onnx.ValueInfoProto(name=opts["head_output"]))
     image = data_inputs(patched.graph)[0].name
-    sess = session(probe)
+    names = [*DETECTION_OUTPUTS, opts["head_output"]]
+    go = runner(probe, outputs=names)  # --nms plugin: the plugin through the C++ NMS
     runs = [feeds] if feeds is not None else [
         random_inputs(patched, {image: [b] + check_shapes(patched, shapes)[image][1:]}, seed=seed + b)
         for b in batch_sizes]
     checks, warnings, probe_thr = [], [], None
     for f in runs:
-        out = run(sess, f, [*DETECTION_OUTPUTS, opts["head_output"]])
+        out = dict(zip(names, go(f)))
         head = out[opts["head_output"]].astype(np.float32)
         warnings.append(check_head(head, opts, f"the patched model at batch {f[image].shape[0]}"))
         checks.append(_compare(head, [out[k] for k in DETECTION_OUTPUTS], opts, f[image].shape[2:],
@@ -507,7 +540,7 @@ def verify_postprocess(patched: onnx.ModelProto, feeds: dict | None = None, shap
             probe_thr = _probe_threshold(head[0], opts)
     report = {"family": opts["label"], "checks": checks, "ok": True,
               "detections": [n for c in checks for n in c["detections"]],
-              "differences": difference_lines(checks),
+              "differences": difference_lines(checks, reference_by(opts)), "reference_by": reference_by(opts),
               "warnings": [w for w in warnings if w][:1]}
     if recheck:
         report["notes"] = _recheck(report, patched, opts, probe_thr, feeds is not None, lambda low: verify_postprocess(
