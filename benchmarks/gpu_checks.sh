@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# The GPU checks of the YOLO decode kernel in one go, for a machine with an NVIDIA GPU, the CUDA
+# The GPU checks of the YOLO decode and NMS kernels in one go, for a machine with an NVIDIA GPU, the CUDA
 # toolkit (nvcc, compute-sanitizer, ncu on PATH) and torch with CUDA. From the repository root:
 #
 #   benchmarks/gpu_checks.sh [OUT_DIR] [STEP ...]
 #
 # OUT_DIR defaults to benchmarks/results/gpu-<date>; STEPs (default: all, in this order):
 #   build     pip install --no-build-isolation --no-deps -v .  -> build.log, cmake-status.txt, build_info.json
-#   test      python -m pytest -m gpu -v tests/test_decode.py  -> pytest_gpu.log
+#   test      python -m pytest -m gpu -v tests/test_decode.py tests/test_nms*.py  -> pytest_gpu.log
 #   sanitize  compute-sanitizer memcheck, racecheck, synccheck, initcheck over the GPU tests (without
 #             the 20-run determinism test, for time)             -> sanitizer-<tool>.log, sanitizer-summary.txt
 #   ncu       ncu --clock-control none --set full on one decode_kernel launch per configuration
 #             (B=1/32/128, fp32/fp16, 1%/7%/100% candidates)   -> ncu-<config>.ncu-rep/.txt, ncu-summary.txt
-#   bench     python benchmarks/decode.py (every implementation, B=1/8/32/128) -> decode.json/.md/.png here
+#   bench     python benchmarks/decode.py (every implementation, B=1/8/32/128) and benchmarks/nms.py (B=1/32,
+#             K=1000, D=300) -> decode.*, nms.* (json/md/png) here
 #             and in benchmarks/results/
 # Each step appends "step: exit status" to OUT_DIR/steps.txt and the script goes on after a failure,
 # so one run leaves every result; it exits non-zero if any step failed. Rough times on an H200 with 16
@@ -49,7 +50,8 @@ build() {
 }
 
 gpu_test() {
-  $PY -m pytest -m gpu -v -rs tests/test_decode.py > "$OUT/pytest_gpu.log" 2>&1
+  $PY -m pytest -m gpu -v -rs tests/test_decode.py tests/test_nms.py tests/test_nms_plugin_host.py \
+    > "$OUT/pytest_gpu.log" 2>&1
   local rc=$?
   tail -3 "$OUT/pytest_gpu.log"
   return $rc
@@ -60,7 +62,7 @@ sanitize() {
   : > "$OUT/sanitizer-summary.txt"
   for tool in memcheck racecheck synccheck initcheck; do
     compute-sanitizer --tool "$tool" --print-limit 50 $PY -m pytest -m gpu -q -p no:cacheprovider \
-      -k "not deterministic" tests/test_decode.py > "$OUT/sanitizer-$tool.log" 2>&1 || rc=1
+      -k "not deterministic" tests/test_decode.py tests/test_nms.py > "$OUT/sanitizer-$tool.log" 2>&1 || rc=1
     { echo "-- $tool"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed|failed" "$OUT/sanitizer-$tool.log"; } \
       >> "$OUT/sanitizer-summary.txt"
   done
@@ -92,7 +94,8 @@ profile() {
 }
 
 bench() {
-  $PY benchmarks/decode.py --out "$OUT" && cp "$OUT"/decode.json "$OUT"/decode.md "$OUT"/decode.png benchmarks/results/
+  $PY benchmarks/decode.py --out "$OUT" && cp "$OUT"/decode.json "$OUT"/decode.md "$OUT"/decode.png benchmarks/results/ \
+    && $PY benchmarks/nms.py --out "$OUT" && cp "$OUT"/nms.json "$OUT"/nms.md "$OUT"/nms.png benchmarks/results/
 }
 
 for s in $STEPS; do

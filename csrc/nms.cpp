@@ -3,7 +3,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <stdexcept>
 #include <string>
+
+#ifdef TRTDEPLOY_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 #include "bindings.h"
 #include "nms.h"
@@ -73,6 +78,39 @@ py::tuple nms_cpu(py::array boxes, py::array scores, py::array classes, float io
   return py::make_tuple(num, out_boxes, out_scores, out_classes);
 }
 
+#ifdef TRTDEPLOY_WITH_CUDA
+// The kernel on device pointers, as TRTDeploy_NMS's enqueue calls it (outputs and workspace preallocated:
+// nms_workspace_bytes), asynchronous on `stream`.
+void nms_cuda(uintptr_t boxes, uintptr_t scores, uintptr_t classes, int batch, int num_candidates, bool fp16,
+              float iou_threshold, float score_threshold, int max_detections, bool class_agnostic, uintptr_t num,
+              uintptr_t out_boxes, uintptr_t out_scores, uintptr_t out_classes, uintptr_t workspace, uintptr_t stream) {
+  nms::NmsParams p;
+  p.batch = batch;
+  p.num_candidates = num_candidates;
+  p.max_detections = max_detections;
+  p.iou_threshold = iou_threshold;
+  p.score_threshold = score_threshold;
+  p.class_agnostic = class_agnostic;
+  p.fp16 = fp16;
+  p.boxes = reinterpret_cast<const void*>(boxes);
+  p.scores = reinterpret_cast<const void*>(scores);
+  p.classes = reinterpret_cast<const int32_t*>(classes);
+  if (const char* err = nms::check_params(p)) throw py::value_error(err);
+  int err;
+  {
+    py::gil_scoped_release nogil;
+    err = nms::nms_cuda(p, reinterpret_cast<int32_t*>(num), reinterpret_cast<void*>(out_boxes),
+                        reinterpret_cast<void*>(out_scores), reinterpret_cast<int32_t*>(out_classes),
+                        reinterpret_cast<void*>(workspace), reinterpret_cast<cudaStream_t>(stream));
+  }
+  if (err != 0) {
+    const auto e = static_cast<cudaError_t>(err);
+    throw std::runtime_error(std::string("NMS kernel launch failed: ") + cudaGetErrorName(e) + " (" +
+                             cudaGetErrorString(e) + ")");
+  }
+}
+#endif
+
 }  // namespace
 
 void register_nms(py::module_& m) {
@@ -83,6 +121,15 @@ void register_nms(py::module_& m) {
         py::arg("score_threshold"), py::arg("max_detections"), py::arg("class_agnostic") = false,
         "C++ CPU NMS as the TRTDeploy_NMS plugin computes it: boxes [B,K,4] x1y1x2y2, scores [B,K] (float32 or "
         "float16), classes [B,K] int32 -> (num_detections [B,1] int32, boxes [B,D,4], scores [B,D], classes [B,D]).");
+  m.def("nms_workspace_bytes", &nms::nms_workspace_size, py::arg("batch"), py::arg("num_candidates"),
+        "Bytes of workspace the CUDA NMS needs for B images of K candidates (256-byte aligned).");
+#ifdef TRTDEPLOY_WITH_CUDA
+  m.def("nms_cuda", &nms_cuda, py::arg("boxes"), py::arg("scores"), py::arg("classes"), py::arg("batch"),
+        py::arg("num_candidates"), py::arg("fp16"), py::arg("iou_threshold"), py::arg("score_threshold"),
+        py::arg("max_detections"), py::arg("class_agnostic"), py::arg("num_detections"), py::arg("out_boxes"),
+        py::arg("out_scores"), py::arg("out_classes"), py::arg("workspace"), py::arg("stream"),
+        "The TRTDeploy_NMS kernel on device pointers (outputs and workspace preallocated; nms_workspace_bytes).");
+#endif
 }
 
 }  // namespace trtdeploy

@@ -152,3 +152,73 @@ def test_attribute_table():
     names = [a["name"] for a in _C.nms_attributes()]
     assert names == ["iou_threshold", "score_threshold", "max_detections", "class_agnostic"]
     assert _C.NMS_PLUGIN_NAME == "TRTDeploy_NMS"
+
+
+# ---- the CUDA kernel (trtdeploy.yolo.nms.nms_cuda) against the C++ CPU NMS, bit for bit -------------
+
+def _gpu_cases():
+    rng = np.random.default_rng(7)
+    at = np.array([[[0, 0, 10, 10], [0, 0, 10, 5], [0, 0, 5, 10]]], np.float32)  # IoU exactly 0.5 and 1/3
+    nested = np.array([[[0, 0, 100, 100], [10, 10, 90, 90], [40, 40, 60, 60], [45, 45, 55, 55]]], np.float32)
+    same = np.tile(np.array([10, 10, 50, 50], np.float32), (4, 512, 1))
+    yield "identical boxes, tied scores", same, np.full((4, 512), 0.5, np.float32), np.zeros((4, 512), np.int32), {}
+    yield "nested", nested, np.array([[0.9, 0.8, 0.7, 0.6]], np.float32), np.zeros((1, 4), np.int32), {"iou": 0.5}
+    yield "at the threshold", at, np.array([[0.9, 0.8, 0.7]], np.float32), np.zeros((1, 3), np.int32), {"iou": 0.5}
+    for b, k, nc, agnostic in [(1, 1, 1, False), (1, 1000, 80, False), (32, 1000, 80, False), (1, 3840, 1, False),
+                               (2, 3840, 3, True), (128, 200, 5, False), (5, 4096, 80, False)]:
+        for dtype in (np.float32, np.float16):
+            boxes, scores, classes = random_case(rng, b, k, nc, dtype, spread=150.0)
+            scores[:, ::7] = dtype(0.5)  # ties
+            yield f"B={b} K={k} nc={nc} {np.dtype(dtype).name}", boxes, scores, classes, {"agnostic": agnostic}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", list(_gpu_cases()), ids=lambda c: c[0])
+def test_kernel_equals_cpu(case):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available() or not hasattr(_C, "nms_cuda"):
+        pytest.skip("needs a CUDA device and trtdeploy built with CUDA")
+    from trtdeploy.yolo.nms import nms_cuda
+
+    _, boxes, scores, classes, kw = case
+    iou, agnostic = kw.get("iou", 0.45), kw.get("agnostic", False)
+    want = check(boxes, scores, classes, iou=iou, agnostic=agnostic)  # the CPU against the reference first
+    dev = [torch.from_numpy(x).cuda() for x in (boxes, scores, classes)]
+    for _ in range(2):  # the same answer on a reused workspace
+        got = nms_cuda(*dev, iou_threshold=iou, score_threshold=0.25, max_detections=300, class_agnostic=agnostic)
+        torch.cuda.synchronize()
+        for g, w in zip(got, want):
+            assert g.cpu().numpy().tobytes() == w.tobytes()
+
+
+@pytest.mark.gpu
+def test_kernel_in_a_cuda_graph():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available() or not hasattr(_C, "nms_cuda"):
+        pytest.skip("needs a CUDA device and trtdeploy built with CUDA")
+    from trtdeploy.yolo.nms import allocate_cuda, nms_cuda
+
+    boxes, scores, classes = random_case(np.random.default_rng(3), 8, 1000, 80)
+    dev = [torch.from_numpy(x).cuda() for x in (boxes, scores, classes)]
+    outputs, workspace = allocate_cuda(dev[0], 300)
+    nms_cuda(*dev, outputs=outputs, workspace=workspace)  # loads the kernels before the capture
+    s = torch.cuda.Stream()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, stream=s):
+        nms_cuda(*dev, outputs=outputs, workspace=workspace, stream=s.cuda_stream)
+    for o in outputs:
+        o.zero_()
+    graph.replay()
+    torch.cuda.synchronize()
+    for g, w in zip(outputs, _C.nms_cpu(boxes, scores, classes, 0.45, 0.25, 300, False)):
+        assert g.cpu().numpy().tobytes() == w.tobytes()
+
+
+def test_cuda_entry_refuses_bad_arrays_without_a_gpu():
+    """What nms_cuda checks before any pointer reaches the kernel (runs on NumPy arrays: no GPU needed)."""
+    from trtdeploy.errors import TrtDeployError
+    from trtdeploy.yolo.nms import nms_cuda
+
+    boxes, scores, classes = random_case(np.random.default_rng(0), 1, 10, 2)
+    with pytest.raises(TrtDeployError, match="without CUDA|torch CUDA tensors or cupy arrays"):
+        nms_cuda(boxes, scores, classes)

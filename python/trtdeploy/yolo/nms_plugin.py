@@ -103,10 +103,11 @@ def trunk(patched: onnx.ModelProto, outputs: list[str] | None = None) -> tuple[o
 
 def run_node(node: onnx.NodeProto, boxes, scores, classes) -> list:
     """The NMS plugin's outputs through the C++ CPU NMS."""
+    from .nms import nms_cpu
+
     a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
-    return list(_C().nms_cpu(boxes, scores, classes, float(a.get("iou_threshold", 0.45)),
-                             float(a.get("score_threshold", 0.25)), int(a["max_detections"]),
-                             bool(a.get("class_agnostic", 0))))
+    return list(nms_cpu(boxes, scores, classes, a.get("iou_threshold", 0.45), a.get("score_threshold", 0.25),
+                        a["max_detections"], bool(a.get("class_agnostic", 0))))
 
 
 def _run_yolo_layer(node: onnx.NodeProto, *levels) -> list:

@@ -1,0 +1,91 @@
+"""TRTDeploy_NMS's semantics (plugins/nms/README.md) outside TensorRT, two ways with one semantics:
+
+* ``nms_cpu``: the C++ CPU implementation in trtdeploy._C (what `yolo patch --nms plugin` checks with);
+* ``nms_cuda``: the plugin's CUDA kernel on torch or cupy GPU arrays (``__cuda_array_interface__``).
+
+Both take boxes [B, K, 4] x1, y1, x2, y2, scores [B, K] (float32 or float16, the same) and classes [B, K]
+int32, and return (num_detections [B, 1] int32, boxes [B, D, 4], scores [B, D], classes [B, D] int32),
+rows past the count zero. ``reference.nms`` is the NumPy oracle they are tested against.
+"""
+
+from __future__ import annotations
+
+from ..errors import TrtDeployError
+from .decode import _address, _array_lib, _contiguous, _device_index, _on_device, _ptr
+
+
+def nms_cpu(boxes, scores, classes, iou_threshold: float = 0.45, score_threshold: float = 0.25,
+            max_detections: int = 300, class_agnostic: bool = False):
+    from .. import _C
+
+    try:
+        return tuple(_C.nms_cpu(boxes, scores, classes, float(iou_threshold), float(score_threshold),
+                                int(max_detections), bool(class_agnostic)))
+    except ValueError as exc:
+        raise TrtDeployError(str(exc)) from None
+
+
+def allocate_cuda(boxes, max_detections: int):
+    """Outputs and workspace for nms_cuda, on the boxes' device, in its library (torch or cupy)."""
+    from .. import _C
+
+    lib = _array_lib(boxes)
+    b, k = int(boxes.shape[0]), int(boxes.shape[1])
+    dtype = str(boxes.dtype).replace("torch.", "")
+    with _on_device(lib, _device_index(boxes, "boxes")):
+        if lib.__name__ == "torch":
+            mk = lambda shape, dt: lib.empty(shape, dtype=getattr(lib, dt), device=boxes.device)  # noqa: E731
+        else:
+            mk = lambda shape, dt: lib.empty(shape, dtype=dt)  # noqa: E731
+        d = int(max_detections)
+        outputs = (mk((b, 1), "int32"), mk((b, d, 4), dtype), mk((b, d), dtype), mk((b, d), "int32"))
+        workspace = mk((max(int(_C.nms_workspace_bytes(b, k)), 4),), "uint8")
+    return outputs, workspace
+
+
+def nms_cuda(boxes, scores, classes, iou_threshold: float = 0.45, score_threshold: float = 0.25,
+             max_detections: int = 300, class_agnostic: bool = False, outputs=None, workspace=None, stream=None):
+    """The TRTDeploy_NMS kernel on GPU arrays (C-contiguous, one device), asynchronous on ``stream`` (a raw
+    cudaStream_t as int; default torch's / cupy's current stream). Preallocate ``outputs`` and ``workspace``
+    once with ``allocate_cuda`` to keep allocation out of a loop; a workspace serves one call at a time."""
+    from .. import _C
+
+    if not hasattr(_C, "nms_cuda"):
+        raise TrtDeployError("trtdeploy was built without CUDA: reinstall where nvcc is on PATH")
+    lib = _array_lib(boxes)
+    device = _device_index(boxes, "boxes")
+    dtype = str(boxes.dtype).replace("torch.", "")
+    if dtype not in ("float32", "float16") or str(scores.dtype).replace("torch.", "") != dtype:
+        raise TrtDeployError(f"boxes and scores must both be float32 or both float16, got {dtype} and {scores.dtype}")
+    if str(classes.dtype).replace("torch.", "") != "int32":
+        raise TrtDeployError(f"classes must be int32, got {classes.dtype}")
+    b, k = int(boxes.shape[0]), int(boxes.shape[1])
+    want = {"boxes": (b, k, 4), "scores": (b, k), "classes": (b, k)}
+    for name, x in (("boxes", boxes), ("scores", scores), ("classes", classes)):
+        if tuple(int(d) for d in x.shape) != want[name] or not _contiguous(x):
+            raise TrtDeployError(f"{name} must be a contiguous {list(want[name])} array, got {list(x.shape)}")
+    with _on_device(lib, device):
+        if outputs is None or workspace is None:
+            outputs, workspace = allocate_cuda(boxes, max_detections)
+        d = int(max_detections)
+        shapes = [((b, 1), "int32"), ((b, d, 4), dtype), ((b, d), dtype), ((b, d), "int32")]
+        for name, x, (shape, dt) in zip(("num_detections", "boxes", "scores", "classes"), outputs, shapes):
+            if (tuple(int(v) for v in x.shape), str(x.dtype).replace("torch.", "")) != (shape, dt) \
+                    or not _contiguous(x) or _device_index(x, name) != device:
+                raise TrtDeployError(f"output {name} must be a contiguous {dt} {list(shape)} on device {device}; "
+                                     "allocate with allocate_cuda()")
+        if int(workspace.nbytes) < _C.nms_workspace_bytes(b, k) or _device_index(workspace, "workspace") != device:
+            raise TrtDeployError(f"the workspace must hold {_C.nms_workspace_bytes(b, k)} bytes on device {device}; "
+                                 "allocate with allocate_cuda()")
+        if _address(workspace) % 256:
+            raise TrtDeployError("the workspace must start at a multiple of 256 bytes; allocate with allocate_cuda()")
+        if stream is None:
+            stream = lib.cuda.current_stream(device).cuda_stream if lib.__name__ == "torch" else \
+                lib.cuda.get_current_stream().ptr
+        try:
+            _C.nms_cuda(_ptr(boxes), _ptr(scores), _ptr(classes), b, k, dtype == "float16", float(iou_threshold),
+                        float(score_threshold), d, bool(class_agnostic), *(_ptr(x) for x in outputs), _ptr(workspace),
+                        int(stream))
+        except ValueError as exc:
+            raise TrtDeployError(str(exc)) from None
+    return outputs
