@@ -147,3 +147,12 @@ def test_bundled_plugin_names_are_the_compiled_ones():
     from trtdeploy.plan import BUNDLED_OPS
 
     assert set(BUNDLED_OPS) == {_C.YOLO_PLUGIN_NAME, _C.NMS_PLUGIN_NAME}
+
+
+def test_fp16_of_a_yolov5_plugin_nms_model_says_what_it_compared(tmp_path):
+    patched, half = tmp_path / "p.onnx", tmp_path / "h.onnx"
+    r = run_cli("yolo", "patch", fixture_path("yolov5_p5_dynamic_op12"), "-o", patched, "--nms", "plugin")
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli("fp16", patched, "-o", half, "--shapes", "images:1x3x320x320")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "what 'YoloLayer_TRT' (YoloLayer_TRT) reads" in r.stderr and "not compared with it" in r.stderr
