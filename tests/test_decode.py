@@ -12,7 +12,7 @@ from conftest import load_fixture, ort_run
 from trtdeploy import TrtDeployError
 from trtdeploy.yolo.decode import _check_buffers, decode_cpu, decode_numpy
 from trtdeploy.yolo.patch import patch, trunk
-from trtdeploy.yolo.verify import plugin_params
+from trtdeploy.yolo.verify_v5 import plugin_params
 
 P5 = [10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119, 116, 90, 156, 198, 373, 326]
 SHAPES_P5 = [(3, 255, 20, 24), (3, 255, 10, 12), (3, 255, 5, 6)]  # a 160x192 input, batch 3

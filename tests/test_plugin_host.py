@@ -25,7 +25,7 @@ from trtdeploy._info import plugin_libraries
 from trtdeploy.yolo.decode import decode_numpy
 from trtdeploy.yolo.head import find_head
 from trtdeploy.yolo.patch import patch
-from trtdeploy.yolo.verify import plugin_params, verify_patch
+from trtdeploy.yolo.verify_v5 import plugin_params, verify_patch
 
 LIBS = plugin_libraries()
 pytestmark = pytest.mark.skipif(

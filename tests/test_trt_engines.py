@@ -101,7 +101,7 @@ def test_plugin_in_a_real_engine_equals_the_oracle(models, tmp_path):
     from trtdeploy.trt.runtime import EngineRunner
     from trtdeploy.yolo.decode import decode_numpy
     from trtdeploy.yolo.patch import trunk
-    from trtdeploy.yolo.verify import plugin_params
+    from trtdeploy.yolo.verify_v5 import plugin_params
 
     from trtdeploy.yolo.patch import patch
 

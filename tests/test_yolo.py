@@ -13,7 +13,7 @@ from trtdeploy import TrtDeployError
 from trtdeploy.yolo.decode import decode_cpu
 from trtdeploy.yolo.head import find_head
 from trtdeploy.yolo.patch import nms_subgraph, patch
-from trtdeploy.yolo.verify import plugin_params, verify_patch
+from trtdeploy.yolo.verify_v5 import plugin_params, verify_patch
 
 P5 = [10, 13, 16, 30, 33, 23, 30, 61, 62, 45, 59, 119, 116, 90, 156, 198, 373, 326]
 P6 = [19, 27, 44, 40, 38, 94, 96, 68, 86, 152, 180, 137, 140, 301, 303, 264, 238, 542, 436, 615, 739, 380, 925, 792]

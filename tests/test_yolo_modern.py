@@ -683,7 +683,7 @@ def test_undertrained_end2end_boxes_warn_not_refuse(tmp_path):
     """YOLO26 end-to-end: the graph identifies the head; boxes with x2 < x1 in many rows (undertrained
     weights, here fed by inverted images) are a warning naming what was seen, not a refusal."""
     model, patched = _patched("yolo26n_end2end")
-    from trtdeploy.yolo.verify import check_head
+    from trtdeploy.yolo.head_check import check_head
 
     head = ort_run(model, {"images": np.random.default_rng(0).random((1, 3, 640, 640), dtype=np.float32)})[0]
     odd = head.copy()

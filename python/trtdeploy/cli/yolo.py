@@ -104,7 +104,8 @@ def _patch(args):
         patched = _patch_yolov5(args, model, head.yolov5 if head else None)
 
         def check(original, new, _probe):
-            from ..yolo.verify import check_shapes, verify_patch
+            from ..yolo.verify import check_shapes
+            from ..yolo.verify_v5 import verify_patch
 
             at = shapes if feeds is not None else check_shapes(original, shapes, log)
             r = verify_patch(original, new, feeds=feeds, shapes=at)

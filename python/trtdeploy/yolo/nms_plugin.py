@@ -112,7 +112,7 @@ def run_node(node: onnx.NodeProto, boxes, scores, classes) -> list:
 
 def _run_yolo_layer(node: onnx.NodeProto, *levels) -> list:
     """YoloLayer_TRT's outputs through the C++ CPU decode (the kernel's semantics)."""
-    from .verify import decode, plugin_params
+    from .verify_v5 import decode, plugin_params
 
     return list(decode(list(levels), plugin_params(node)))
 

@@ -1,87 +1,18 @@
-"""Check a patched model against the original: the original's own decoded output vs the patched
-trunk run in onnxruntime and decoded on the CPU exactly as the plugin decodes."""
+"""Check a patched model against the original export (`yolo verify`, and `yolo patch` before writing):
+the detections of the patched model (onnxruntime, its plugins through their C++ CPU code) against the
+NumPy reference of ultralytics' (YOLOv5's) post-processing of the original's head output. The YOLOv5
+decode check per anchor is verify_v5.py, the plausibility checks of a head head_check.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper
 
 from ..errors import TrtDeployError
-from ..ort import input_shapes, random_inputs, run, session
+from ..ort import random_inputs, run, session
 from .families import METADATA_KEY
-from .patch import trunk
-
-
-def plugin_params(node: onnx.NodeProto) -> dict:
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    missing = [k for k in ("max_stride", "num_classes", "anchors") if k not in attrs]
-    if missing:
-        raise TrtDeployError(f"YoloLayer_TRT node '{node.name}' lacks {', '.join(missing)}")
-    return {"anchors": [float(a) for a in attrs["anchors"]], "max_stride": int(attrs["max_stride"]),
-            "num_classes": int(attrs["num_classes"]),
-            "score_threshold": float(attrs.get("prenms_score_threshold", 0.25)),
-            "score_mode": int(attrs.get("score_mode", 0)), "max_detections": int(attrs.get("max_detections", 0))}
-
-
-def decode(levels, p: dict, score_threshold: float | None = None, max_detections: int | None = None):
-    """The plugin's decode on the CPU: C++ when built, the NumPy oracle otherwise."""
-    from . import decode as dec
-
-    thr = p["score_threshold"] if score_threshold is None else score_threshold
-    mdet = p["max_detections"] if max_detections is None else max_detections
-    try:
-        from .. import _C  # noqa: F401
-
-        fn = dec.decode_cpu
-    except ImportError:
-        fn = dec.decode_numpy
-    return fn(levels, p["anchors"], p["max_stride"], p["num_classes"], thr, p["score_mode"], mdet)
-
-
-def verify_patch(original: onnx.ModelProto, patched: onnx.ModelProto, feeds: dict | None = None,
-                 shapes: dict | None = None, seed: int = 0, box_atol: float = 1e-2, score_atol: float = 1e-5) -> dict:
-    """Every anchor's box/score/class from the plugin's decode vs the original model's output, and
-    the number of detections above the plugin's threshold. Raises TrtDeployError on disagreement."""
-    trunk_model, node = trunk(patched)
-    p = plugin_params(node)
-    if feeds is None:
-        feeds = random_inputs(original, input_shapes(original, shapes), seed=seed)
-    orig_outs = run(session(original), feeds)
-    out = next((v for v in orig_outs.values() if v.ndim == 3 and v.shape[-1] == p["num_classes"] + 5), None)
-    if out is None:
-        raise TrtDeployError(f"the original model has no [B, N, {p['num_classes'] + 5}] output to compare with")
-    levels = list(run(session(trunk_model), feeds, list(node.input)).values())
-    num, boxes, scores, classes = decode(levels, p, score_threshold=-1.0, max_detections=0)  # every anchor
-    b, n = out.shape[:2]
-    if boxes.shape[1] != n:
-        raise TrtDeployError(f"the plugin decodes {boxes.shape[1]} anchors per image, the original outputs {n}")
-    out = out.astype(np.float64)
-    xy, wh = out[..., 0:2], out[..., 2:4]
-    want_boxes = np.concatenate([xy - wh / 2, xy + wh / 2], -1)
-    obj, cls = out[..., 4], out[..., 5:]
-    want_scores = obj * cls.max(-1) if p["score_mode"] == 0 else obj
-    want_classes = cls.argmax(-1)
-    box_err = float(np.abs(boxes - want_boxes).max())
-    score_err = float(np.abs(scores - want_scores).max())
-    top2 = np.sort(cls, -1)[..., -2:] if cls.shape[-1] > 1 else None
-    clear = (top2[..., 1] - top2[..., 0] > 1e-5) if top2 is not None else np.ones(want_classes.shape, bool)
-    class_mismatch = int(((classes != want_classes) & clear).sum())
-    thr = p["score_threshold"]
-    got_count = decode(levels, p)[0].reshape(-1)
-    want_count = ((want_scores > thr) & (obj > thr)).sum(1)
-    borderline = (np.abs(want_scores - thr) < score_atol * 10).sum(1)
-    count_ok = bool((np.abs(got_count - want_count) <= borderline).all())
-    report = {"images": int(b), "anchors_per_image": int(n), "max_box_abs_diff_px": box_err,
-              "max_score_abs_diff": score_err, "class_mismatches": class_mismatch,
-              "detections_plugin": got_count.tolist(), "detections_original": want_count.tolist(),
-              "score_threshold": thr, "ok": box_err <= box_atol and score_err <= score_atol and not class_mismatch
-              and count_ok}
-    if not report["ok"]:
-        raise TrtDeployError(f"the patched model disagrees with the original: max box diff {box_err:.3g} px, "
-                             f"max score diff {score_err:.3g}, {class_mismatch} class mismatches, detections "
-                             f"{got_count.tolist()} vs {want_count.tolist()} (wrong anchors/strides? pass --anchors)")
-    return report
+from .head_check import as_checked, check_head, identified, probe_threshold
+from .verify_v5 import verify_patch
 
 
 # ---- anchor-free and end-to-end heads: the patched model's fixed-size outputs vs the reference ----
@@ -233,7 +164,7 @@ def verify_detections(original: onnx.ModelProto, patched: onnx.ModelProto, feeds
         got = run_p(run_feeds)
         checks.append(_compare(head, got, opts, x.shape[2:], f"batch {x.shape[0]}", FLOAT32))
         if probe is None:
-            probe = _probe_threshold(head[0], opts)
+            probe = probe_threshold(head[0], opts)
     report = {"family": opts["label"], "options": {k: v for k, v in opts.items() if k not in ("label", "boxes")},
               "checks": checks, "ok": True, "detections": [n for c in checks for n in c["detections"]],
               "differences": difference_lines(checks, reference_by(opts)), "reference_by": reference_by(opts),
@@ -325,99 +256,6 @@ def difference_lines(checks: list[dict], who: str = "ultralytics") -> list[str]:
     more = f" (and in {len(found) - 1} more of the {images} images checked)" if len(found) > 1 else ""
     return [f"differs from {who}: {counts} in {d['where']}{more}, because --topk {d['topk']} keeps only the "
             f"best {d['topk']} of {d['candidates']} candidates ({possessive(who)} NMS takes up to {MAX_NMS}); {fix}"]
-
-
-ASSUMED = {"channels": "then class probabilities", "score-class": "then a score in [0, 1] and a class index",
-           "class-probs": "then class probabilities"}
-BOXES = {"xyxy": "x1, y1, x2, y2 in pixels", "cxcywh": "cx, cy, w, h in pixels",
-         "cxcywh-normalized": "cx, cy, w, h normalized to [0, 1]"}
-MOSTLY = 0.9  # box checks that a real head can miss on a few rows (YOLO26's raw distances may be negative)
-
-
-def identified(original: onnx.ModelProto, opts: dict) -> bool:
-    """Whether the graph's structure alone gives the family the patch assumed (not a --family override)."""
-    from .families import detect
-
-    try:
-        return detect(original, output=opts["head_output"]).family == opts["family"]
-    except TrtDeployError:
-        return False
-
-
-def check_head(head: np.ndarray, opts: dict, where: str, structure: bool = True) -> str | None:
-    """Cheap plausibility checks of a head output read as ``opts`` says (the family and layout that
-    `yolo patch` assumed). The patched model follows what was assumed, so a misread head would match
-    the reference; these catch it instead. Values that no head of the family can give, whatever its
-    training (probabilities outside [0, 1], class indices that are not integers in [0, nc), normalized
-    boxes outside [0, 1]: its graph's sigmoid/argmax guarantee them), refuse. Box geometry (x2 < x1,
-    w < 0 in many rows) depends on the weights (an undertrained YOLO26 gives x2 < x1 in 16% of rows)
-    and does not overrule the graph's structure: it is returned as a warning naming what was seen, unless
-    the family did not come from the structure (``structure`` False: --family), where it refuses."""
-    layout = opts.get("layout") or ("channels" if opts["family"] == "yolov8" else "score-class")
-    y = head.astype(np.float64)
-    tol = 1e-4
-    if layout == "channels":
-        probs, boxes = y[:, 4:], y[:, :4].transpose(0, 2, 1).reshape(-1, 4)
-    else:
-        probs, boxes = (y[..., 4:] if layout == "class-probs" else y[..., 4:5]), y[..., :4].reshape(-1, 4)
-    problem = odd = None
-    if probs.size and (probs.min() < -tol or probs.max() > 1 + tol):
-        what = "class probabilities" if layout != "score-class" else "scores"
-        problem = f"{what} span [{probs.min():.4g}, {probs.max():.4g}], not [0, 1]"
-    elif layout == "score-class":
-        cls, nc = y[..., 5], opts.get("num_classes")
-        if np.any(cls != np.round(cls)) or cls.min() < 0 or (nc and cls.max() >= nc):
-            problem = (f"the class column holds {_sample(cls)}, not class indices"
-                       + (f" in [0, {nc})" if nc else ""))
-    if problem is None and opts.get("boxes") == "cxcywh-normalized" and boxes.size \
-            and (boxes.min() < -tol or boxes.max() > 1 + tol):
-        problem = f"box values span [{boxes.min():.4g}, {boxes.max():.4g}], not [0, 1]"
-    elif problem is None and opts.get("boxes") == "xyxy" and len(boxes):
-        ok = (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
-        if ok.mean() < MOSTLY:
-            odd = f"x2 < x1 or y2 < y1 in {1 - ok.mean():.0%} of the rows"
-    elif problem is None and opts.get("boxes") == "cxcywh" and len(boxes):
-        ok = (boxes[:, 2] >= 0) & (boxes[:, 3] >= 0)
-        if ok.mean() < MOSTLY:
-            odd = f"w < 0 or h < 0 in {1 - ok.mean():.0%} of the anchors"
-    boxes_read = BOXES.get(opts.get("boxes"), opts.get("boxes"))
-    assumed = f"{opts['family']} head that was assumed ({boxes_read}, {ASSUMED[layout]})"
-    if odd and not structure:
-        problem = odd
-    if problem:
-        raise TrtDeployError(f"output '{opts['head_output']}' of {where} does not look like the {assumed}: {problem}; "
-                             "if the family is wrong, patch again with --family")
-    if odd:
-        return (f"output '{opts['head_output']}' of {where}: {odd} (read as the {assumed}); the graph's structure "
-                "identified the head, so it was patched as such: an undertrained model gives such boxes, a misread "
-                "head too (then patch again with --family)")
-    return None
-
-
-def _sample(v: np.ndarray) -> str:
-    u = np.unique(v)
-    return ", ".join(f"{x:.4g}" for x in u[:4]) + (", ..." if len(u) > 4 else "")
-
-
-def _probe_threshold(head: np.ndarray, opts: dict, wanted: int = 200) -> float:
-    """A score threshold that about ``wanted`` candidates of this image pass (halfway between two
-    neighbouring scores, so no score sits on it)."""
-    scores = head[4:].max(0) if opts.get("layout") == "channels" else \
-        head[:, 4:].max(1) if opts.get("layout") == "class-probs" else head[:, 4]
-    s = np.sort(scores.astype(np.float64))[::-1]
-    k = min(wanted, len(s) - 1)
-    return max(0.0, float((s[k - 1] + s[k]) / 2)) if k > 0 else 0.0
-
-
-def as_checked(head: np.ndarray, opts: dict) -> np.ndarray:
-    """The original's head output in the layout the check reads: a YOLOv5 head's decoded [B, N, 5+nc]
-    (cx, cy, w, h, objectness, class probabilities) becomes [B, 4+nc, N] with the class scores
-    objectness * probability, as YOLOv5's non_max_suppression computes them (x[:, 5:] *= x[:, 4:5]; its
-    objectness > conf filter is implied, the probabilities being <= 1). Other heads as they are."""
-    if opts["family"] != "yolov5":
-        return head
-    obj = head[..., 4:5]
-    return np.concatenate([head[..., :4], head[..., 5:] * obj], -1).transpose(0, 2, 1)
 
 
 def _run_original(sess, feeds, image, orig_batch, output) -> np.ndarray:
@@ -537,7 +375,7 @@ def verify_postprocess(patched: onnx.ModelProto, feeds: dict | None = None, shap
         checks.append(_compare(head, [out[k] for k in DETECTION_OUTPUTS], opts, f[image].shape[2:],
                                f"batch {f[image].shape[0]}", tol))
         if probe_thr is None:
-            probe_thr = _probe_threshold(head[0], opts)
+            probe_thr = probe_threshold(head[0], opts)
     report = {"family": opts["label"], "checks": checks, "ok": True,
               "detections": [n for c in checks for n in c["detections"]],
               "differences": difference_lines(checks, reference_by(opts)), "reference_by": reference_by(opts),
