@@ -156,3 +156,23 @@ def test_fp16_of_a_yolov5_plugin_nms_model_says_what_it_compared(tmp_path):
     r = run_cli("fp16", patched, "-o", half, "--shapes", "images:1x3x320x320")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "what 'YoloLayer_TRT' (YoloLayer_TRT) reads" in r.stderr and "not compared with it" in r.stderr
+
+
+def test_yolov5_more_candidates_than_topk_is_a_bound_not_a_refusal():
+    """At threshold 0 every anchor passes and YoloLayer_TRT keeps the best --topk 100: the decode check
+    counts what the plugin can output (it refused a correct model, 100 vs 6300), and the detection check
+    reports the --topk bound as a difference from YOLOv5's post-processing."""
+    model = load_fixture("yolov5_p5_dynamic_op12")
+    patched = patch(model, score_threshold=0.0, nms="plugin", max_detections=50, topk=100)
+    r = verify(model, patched, shapes={"images": [1, 3, 320, 320]})
+    assert r["decode"]["detections_plugin"] == [100] and r["decode"]["detections_original"] == [6300]
+    assert r["differences"] and "--topk 100 keeps only the best 100" in r["differences"][0]
+    assert "differs from YOLOv5" in r["differences"][0]
+
+
+def test_patch_api_refusals():
+    model = load_fixture("yolov5_p5_dynamic_op12")
+    with pytest.raises(TrtDeployError, match="--score-mode obj scores boxes by objectness alone"):
+        patch(model, nms="plugin", score_mode=1)
+    with pytest.raises(TrtDeployError, match="nms='Plugin'"):
+        patch(model, nms="Plugin")

@@ -168,9 +168,6 @@ def _patch_yolov5(args, model, head):
         raise TrtDeployError(f"--max-output-boxes applies to the ONNX NonMaxSuppression that --nms appends{why}")
     log.info("yolov5 head: %d levels (strides %s), %d anchors per level, %d classes, convs %s", len(head.convs),
              head.strides, head.num_anchors, head.num_classes, ", ".join(head.conv_nodes))
-    if plugin and args.score_mode != "obj*cls":
-        raise TrtDeployError("--score-mode obj scores boxes by objectness alone; YOLOv5's post-processing, which "
-                             "--nms plugin is checked against, uses objectness * class probability")
     patched = patch(model, score_threshold=args.score_threshold, score_mode=0 if args.score_mode == "obj*cls" else 1,
                     max_detections=args.max_detections or 0, nms=args.nms or False, iou_threshold=args.iou_threshold,
                     max_output_boxes=100 if args.max_output_boxes is None else args.max_output_boxes, head=head,
@@ -214,7 +211,12 @@ def _v5_line(r) -> str:
     return (f"{r['images']} image(s) x {r['anchors_per_image']} anchors decoded as the plugin does, against the "
             f"original: max box diff {r['max_box_abs_diff_px']:.3g} px, max score diff {r['max_score_abs_diff']:.3g}, "
             f"{r['class_mismatches']} class mismatches, detections {r['detections_plugin']} (original "
-            f"{r['detections_original']})")
+            f"{r['detections_original']}{_capped(r)})")
+
+
+def _capped(r) -> str:
+    return f"; the plugin keeps the best {r['rows']}" if max(r["detections_original"], default=0) > r.get("rows", 1e9) \
+        else ""
 
 
 def _verify(args):
@@ -233,7 +235,7 @@ def _verify(args):
         print(f"ok: {decoded['images']} image(s) x {decoded['anchors_per_image']} anchors; max box diff "
               f"{decoded['max_box_abs_diff_px']:.3g} px, max score diff {decoded['max_score_abs_diff']:.3g}, "
               f"class mismatches {decoded['class_mismatches']}, detections {decoded['detections_plugin']} "
-              f"(original {decoded['detections_original']})")
+              f"(original {decoded['detections_original']}{_capped(decoded)})")
     if "checks" in r:
         who = r["reference_by"]
         for c in r["checks"]:

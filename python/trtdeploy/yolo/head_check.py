@@ -84,7 +84,7 @@ def _sample(v: np.ndarray) -> str:
 def probe_threshold(head: np.ndarray, opts: dict, wanted: int = 200) -> float:
     """A score threshold that about ``wanted`` candidates of this image pass (halfway between two
     neighbouring scores, so no score sits on it)."""
-    scores = head[4:].max(0) if opts.get("layout") == "channels" else \
+    scores = head[4:].max(0) if opts.get("layout") == "channels" or opts["family"] == "yolov8" else \
         head[:, 4:].max(1) if opts.get("layout") == "class-probs" else head[:, 4]
     s = np.sort(scores.astype(np.float64))[::-1]
     k = min(wanted, len(s) - 1)

@@ -25,10 +25,15 @@ def nms_cpu(boxes, scores, classes, iou_threshold: float = 0.45, score_threshold
         raise TrtDeployError(str(exc)) from None
 
 
+MAX_CANDIDATES = MAX_DETECTIONS = 4096  # plugins/nms/nms.h
+MAX_BATCH = 65535
+
+
 def allocate_cuda(boxes, max_detections: int):
     """Outputs and workspace for nms_cuda, on the boxes' device, in its library (torch or cupy)."""
     from .. import _C
 
+    _check_sizes(boxes, max_detections)
     lib = _array_lib(boxes)
     b, k = int(boxes.shape[0]), int(boxes.shape[1])
     dtype = str(boxes.dtype).replace("torch.", "")
@@ -41,6 +46,14 @@ def allocate_cuda(boxes, max_detections: int):
         outputs = (mk((b, 1), "int32"), mk((b, d, 4), dtype), mk((b, d), dtype), mk((b, d), "int32"))
         workspace = mk((max(int(_C.nms_workspace_bytes(b, k)), 4),), "uint8")
     return outputs, workspace
+
+
+def _check_sizes(boxes, max_detections) -> None:
+    b, k = (int(d) for d in boxes.shape[:2])
+    if not 1 <= int(max_detections) <= MAX_DETECTIONS:
+        raise TrtDeployError(f"max_detections {max_detections}: must be in 1..{MAX_DETECTIONS}")
+    if k > MAX_CANDIDATES or b > MAX_BATCH:
+        raise TrtDeployError(f"boxes are [{b}, {k}, 4]: at most {MAX_BATCH} images of {MAX_CANDIDATES} candidates")
 
 
 def nms_cuda(boxes, scores, classes, iou_threshold: float = 0.45, score_threshold: float = 0.25,
@@ -59,14 +72,24 @@ def nms_cuda(boxes, scores, classes, iou_threshold: float = 0.45, score_threshol
         raise TrtDeployError(f"boxes and scores must both be float32 or both float16, got {dtype} and {scores.dtype}")
     if str(classes.dtype).replace("torch.", "") != "int32":
         raise TrtDeployError(f"classes must be int32, got {classes.dtype}")
+    if boxes.ndim != 3:
+        raise TrtDeployError(f"boxes must be [B, K, 4], got {list(boxes.shape)}")
     b, k = int(boxes.shape[0]), int(boxes.shape[1])
+    _check_sizes(boxes, max_detections)
     want = {"boxes": (b, k, 4), "scores": (b, k), "classes": (b, k)}
     for name, x in (("boxes", boxes), ("scores", scores), ("classes", classes)):
         if tuple(int(d) for d in x.shape) != want[name] or not _contiguous(x):
             raise TrtDeployError(f"{name} must be a contiguous {list(want[name])} array, got {list(x.shape)}")
+        if _device_index(x, name) != device:
+            raise TrtDeployError(f"{name} is on CUDA device {_device_index(x, name)}, boxes on {device}: put every "
+                                 "array on one device")
+        if getattr(x, "requires_grad", False):
+            raise TrtDeployError(f"{name} requires grad; pass {name}.detach()")
     with _on_device(lib, device):
-        if outputs is None or workspace is None:
-            outputs, workspace = allocate_cuda(boxes, max_detections)
+        if outputs is None or workspace is None:  # only what was not given
+            new_outputs, new_workspace = allocate_cuda(boxes, max_detections)
+            outputs = new_outputs if outputs is None else outputs
+            workspace = new_workspace if workspace is None else workspace
         d = int(max_detections)
         shapes = [((b, 1), "int32"), ((b, d, 4), dtype), ((b, d), dtype), ((b, d), "int32")]
         for name, x, (shape, dt) in zip(("num_detections", "boxes", "scores", "classes"), outputs, shapes):

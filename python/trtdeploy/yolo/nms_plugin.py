@@ -106,6 +106,8 @@ def run_node(node: onnx.NodeProto, boxes, scores, classes) -> list:
     from .nms import nms_cpu
 
     a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+    if "max_detections" not in a:
+        raise TrtDeployError(f"{node.op_type} node '{node.name}' has no max_detections attribute")
     return list(nms_cpu(boxes, scores, classes, a.get("iou_threshold", 0.45), a.get("score_threshold", 0.25),
                         a["max_detections"], bool(a.get("class_agnostic", 0))))
 

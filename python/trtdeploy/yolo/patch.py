@@ -64,8 +64,13 @@ def patch(model: onnx.ModelProto, score_threshold: float = 0.25, score_mode: int
     * "plugin": YoloLayer_TRT keeps the ``topk`` best anchors (default: all, up to 3840) and the TRTDeploy_NMS
       plugin ends the model in the four detection outputs with D = max_detections rows (default 300), as
       every other family (postprocess.py); the options go into the model's metadata for `yolo verify`."""
+    if nms not in (False, True, "onnx", "plugin"):
+        raise TrtDeployError(f"nms={nms!r}: False, True/'onnx' (NonMaxSuppression) or 'plugin' (TRTDeploy_NMS)")
     head = head or find_head(model)
     plugin_nms = nms == "plugin"
+    if plugin_nms and score_mode != 0:
+        raise TrtDeployError("--score-mode obj scores boxes by objectness alone; YOLOv5's post-processing, which "
+                             "--nms plugin is checked against, uses objectness * class probability")
     opts = plugin_options(head, score_threshold, iou_threshold, max_detections, topk, agnostic) if plugin_nms else None
     attrs = plugin_attributes(head, score_threshold, score_mode, opts["topk"] if opts else max_detections)
     m = copy_model(model)
