@@ -167,11 +167,7 @@ void decode_cuda(const std::vector<uintptr_t>& level_ptrs, const std::vector<std
                             reinterpret_cast<float*>(scores), reinterpret_cast<int32_t*>(classes),
                             reinterpret_cast<void*>(workspace), reinterpret_cast<cudaStream_t>(stream));
   }
-  if (err != 0) {
-    const auto e = static_cast<cudaError_t>(err);
-    throw std::runtime_error(std::string("YOLO decode kernel launch failed: ") + cudaGetErrorName(e) + " (" +
-                             cudaGetErrorString(e) + ")");
-  }
+  check_launch(err, "YOLO decode");
 }
 #endif
 

@@ -3,13 +3,6 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <stdexcept>
-#include <string>
-
-#ifdef TRTDEPLOY_WITH_CUDA
-#include <cuda_runtime_api.h>
-#endif
-
 #include "bindings.h"
 #include "nms.h"
 #include "nmsAttrs.h"
@@ -103,11 +96,7 @@ void nms_cuda(uintptr_t boxes, uintptr_t scores, uintptr_t classes, int batch, i
                         reinterpret_cast<void*>(out_scores), reinterpret_cast<int32_t*>(out_classes),
                         reinterpret_cast<void*>(workspace), reinterpret_cast<cudaStream_t>(stream));
   }
-  if (err != 0) {
-    const auto e = static_cast<cudaError_t>(err);
-    throw std::runtime_error(std::string("NMS kernel launch failed: ") + cudaGetErrorName(e) + " (" +
-                             cudaGetErrorString(e) + ")");
-  }
+  check_launch(err, "NMS");
 }
 #endif
 

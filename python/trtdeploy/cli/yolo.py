@@ -215,8 +215,7 @@ def _v5_line(r) -> str:
 
 
 def _capped(r) -> str:
-    return f"; the plugin keeps the best {r['rows']}" if max(r["detections_original"], default=0) > r.get("rows", 1e9) \
-        else ""
+    return f"; the plugin keeps the best {r['rows']}" if max(r["detections_original"], default=0) > r["rows"] else ""
 
 
 def _verify(args):

@@ -131,7 +131,7 @@ def decode_cuda(levels, anchors, max_stride: int, num_classes: int, score_thresh
     device = _device_index(levels[0], "level 0")
     shapes = [tuple(int(d) for d in lv.shape) for lv in levels]
     anchors_list = [float(a) for a in np.asarray(anchors).reshape(-1)]
-    dtypes = {str(lv.dtype).replace("torch.", "") for lv in levels}
+    dtypes = {dtype_name(lv) for lv in levels}
     if dtypes - {"float32", "float16"} or len(dtypes) != 1:
         raise TrtDeployError(f"levels must all be float32 or all float16, got {sorted(dtypes)}")
     for i, lv in enumerate(levels):
@@ -170,16 +170,28 @@ def allocate_cuda(levels, anchors, max_stride, num_classes, max_detections=0):
                                [float(a) for a in np.asarray(anchors).reshape(-1)], int(max_stride), int(num_classes),
                                int(max_detections))
     b, n = plan["batch"], plan["max_detections"]
-    lib = _array_lib(levels[0])
-    device = _device_index(levels[0], "level 0")
+    mk = allocator(levels[0])
+    outputs = (mk((b, 1), "int32"), mk((b, n, 4), "float32"), mk((b, n), "float32"), mk((b, n), "int32"))
+    return outputs, mk((max(plan["workspace_bytes"], 4),), "uint8")
+
+
+def dtype_name(x) -> str:
+    """'float32', 'float16', 'int32', ... of a torch tensor or a cupy/NumPy array."""
+    return str(x.dtype).replace("torch.", "")
+
+
+def allocator(like):
+    """empty(shape, dtype name) -> a new array on ``like``'s CUDA device, in its library (torch or cupy)."""
+    lib = _array_lib(like)
     if lib.__name__ == "torch":
-        mk = lambda shape, dt: lib.empty(shape, dtype=getattr(lib, dt), device=levels[0].device)  # noqa: E731
-    else:
-        mk = lambda shape, dt: lib.empty(shape, dtype=dt)  # noqa: E731 - on the current device, set below
-    with _on_device(lib, device):
-        outputs = (mk((b, 1), "int32"), mk((b, n, 4), "float32"), mk((b, n), "float32"), mk((b, n), "int32"))
-        workspace = mk((max(plan["workspace_bytes"], 4),), "uint8")
-    return outputs, workspace
+        return lambda shape, dtype: lib.empty(shape, dtype=getattr(lib, dtype), device=like.device)
+    device = _device_index(like, "array")
+
+    def empty(shape, dtype: str):  # cupy allocates on its current device
+        with _on_device(lib, device):
+            return lib.empty(shape, dtype=dtype)
+
+    return empty
 
 
 def _check_buffers(shapes, anchors, max_stride, num_classes, max_detections, outputs, workspace):
@@ -197,7 +209,7 @@ def _check_buffers(shapes, anchors, max_stride, num_classes, max_detections, out
     if len(outputs) != 4:
         raise TrtDeployError("outputs must be (num_detections, boxes, scores, classes)")
     for (name, shape, dtype), x in zip(want, outputs):
-        got = (tuple(int(d) for d in x.shape), str(x.dtype).replace("torch.", ""))
+        got = (tuple(int(d) for d in x.shape), dtype_name(x))
         if got != (shape, dtype) or not _contiguous(x):
             raise TrtDeployError(f"{name} output is {got[1]} {list(got[0])}, expected a contiguous {dtype} "
                                  f"{list(shape)}; allocate with allocate_cuda()")

@@ -11,7 +11,7 @@ rows past the count zero. ``reference.nms`` is the NumPy oracle they are tested 
 from __future__ import annotations
 
 from ..errors import TrtDeployError
-from .decode import _address, _array_lib, _contiguous, _device_index, _on_device, _ptr
+from .decode import _address, _array_lib, _contiguous, _device_index, _on_device, _ptr, allocator, dtype_name
 
 
 def nms_cpu(boxes, scores, classes, iou_threshold: float = 0.45, score_threshold: float = 0.25,
@@ -34,18 +34,10 @@ def allocate_cuda(boxes, max_detections: int):
     from .. import _C
 
     _check_sizes(boxes, max_detections)
-    lib = _array_lib(boxes)
-    b, k = int(boxes.shape[0]), int(boxes.shape[1])
-    dtype = str(boxes.dtype).replace("torch.", "")
-    with _on_device(lib, _device_index(boxes, "boxes")):
-        if lib.__name__ == "torch":
-            mk = lambda shape, dt: lib.empty(shape, dtype=getattr(lib, dt), device=boxes.device)  # noqa: E731
-        else:
-            mk = lambda shape, dt: lib.empty(shape, dtype=dt)  # noqa: E731
-        d = int(max_detections)
-        outputs = (mk((b, 1), "int32"), mk((b, d, 4), dtype), mk((b, d), dtype), mk((b, d), "int32"))
-        workspace = mk((max(int(_C.nms_workspace_bytes(b, k)), 4),), "uint8")
-    return outputs, workspace
+    b, k, d = int(boxes.shape[0]), int(boxes.shape[1]), int(max_detections)
+    dtype, mk = dtype_name(boxes), allocator(boxes)
+    outputs = (mk((b, 1), "int32"), mk((b, d, 4), dtype), mk((b, d), dtype), mk((b, d), "int32"))
+    return outputs, mk((max(int(_C.nms_workspace_bytes(b, k)), 4),), "uint8")
 
 
 def _check_sizes(boxes, max_detections) -> None:
@@ -67,10 +59,10 @@ def nms_cuda(boxes, scores, classes, iou_threshold: float = 0.45, score_threshol
         raise TrtDeployError("trtdeploy was built without CUDA: reinstall where nvcc is on PATH")
     lib = _array_lib(boxes)
     device = _device_index(boxes, "boxes")
-    dtype = str(boxes.dtype).replace("torch.", "")
-    if dtype not in ("float32", "float16") or str(scores.dtype).replace("torch.", "") != dtype:
+    dtype = dtype_name(boxes)
+    if dtype not in ("float32", "float16") or dtype_name(scores) != dtype:
         raise TrtDeployError(f"boxes and scores must both be float32 or both float16, got {dtype} and {scores.dtype}")
-    if str(classes.dtype).replace("torch.", "") != "int32":
+    if dtype_name(classes) != "int32":
         raise TrtDeployError(f"classes must be int32, got {classes.dtype}")
     if boxes.ndim != 3:
         raise TrtDeployError(f"boxes must be [B, K, 4], got {list(boxes.shape)}")
@@ -93,7 +85,7 @@ def nms_cuda(boxes, scores, classes, iou_threshold: float = 0.45, score_threshol
         d = int(max_detections)
         shapes = [((b, 1), "int32"), ((b, d, 4), dtype), ((b, d), dtype), ((b, d), "int32")]
         for name, x, (shape, dt) in zip(("num_detections", "boxes", "scores", "classes"), outputs, shapes):
-            if (tuple(int(v) for v in x.shape), str(x.dtype).replace("torch.", "")) != (shape, dt) \
+            if (tuple(int(v) for v in x.shape), dtype_name(x)) != (shape, dt) \
                     or not _contiguous(x) or _device_index(x, name) != device:
                 raise TrtDeployError(f"output {name} must be a contiguous {dt} {list(shape)} on device {device}; "
                                      "allocate with allocate_cuda()")

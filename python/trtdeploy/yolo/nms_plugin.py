@@ -119,11 +119,9 @@ def _run_yolo_layer(node: onnx.NodeProto, *levels) -> list:
     return list(decode(list(levels), plugin_params(node)))
 
 
-CPU = {"YoloLayer_TRT": _run_yolo_layer}  # + TRTDeploy_NMS (its name comes from _C), see _cpu()
-
-
 def _cpu(op_type: str):
-    fn = run_node if op_type == plugin_name() else CPU.get(op_type)
+    """The C++ CPU implementation of a plugin node of trtdeploy's library."""
+    fn = {"YoloLayer_TRT": _run_yolo_layer, plugin_name(): run_node}.get(op_type)
     if fn is None:
         raise TrtDeployError(f"no CPU implementation of the plugin {op_type}: the model cannot be checked here")
     return fn

@@ -129,21 +129,14 @@ def plugin_options(head: YoloHead, score_threshold: float, iou_threshold: float,
     (utils/general.py non_max_suppression: score = objectness * class probability, > conf; up to
     30000 candidates; class-aware greedy NMS; the first max_det), which verify reads from the original's
     decoded output."""
-    from .postprocess import TOPK_LIMIT
+    from .postprocess import check_rows, check_thresholds, nms_candidates
 
-    if not 0.0 <= score_threshold < 1.0:
-        raise TrtDeployError(f"--score-threshold {score_threshold}: must be in [0, 1)")
-    if not 0.0 <= iou_threshold <= 1.0:
-        raise TrtDeployError(f"--iou-threshold {iou_threshold}: must be in [0, 1]")
+    check_thresholds(score_threshold, iou_threshold)
     d = max_detections or 300
-    total = _rows(head, 0)
-    if topk is None:  # every anchor when they are fewer than TensorRT's TopK takes
-        topk = TOPK_LIMIT if not isinstance(total, int) else max(d, min(TOPK_LIMIT, total))
-    if not 1 <= d <= TOPK_LIMIT:
-        raise TrtDeployError(f"--max-detections {d}: must be in 1..{TOPK_LIMIT}")
-    if not d <= topk <= TOPK_LIMIT:
-        raise TrtDeployError(f"--topk {topk}: must be between --max-detections ({d}) and {TOPK_LIMIT} (the "
-                             "candidates YoloLayer_TRT passes to the NMS plugin)")
+    check_rows(d, "the rows TRTDeploy_NMS outputs")
+    total = _rows(head, 0)  # every anchor when they are fewer than TensorRT's TopK takes
+    topk = nms_candidates(topk, d, total if isinstance(total, int) else None,
+                          "the candidates YoloLayer_TRT passes to the NMS plugin")
     return {"family": "yolov5", "layout": "channels", "boxes": "cxcywh", "num_classes": head.num_classes,
             "score_threshold": float(score_threshold), "max_detections": int(d), "iou_threshold": float(iou_threshold),
             "topk": int(topk), "agnostic": bool(agnostic), "nms": "plugin"}

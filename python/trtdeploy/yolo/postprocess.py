@@ -52,27 +52,18 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
             nms: str = "onnx") -> dict:
     """Checked post-processing options (the defaults filled in). ``nms``: "onnx" (NonMaxSuppression,
     the portable default) or "plugin" (the TRTDeploy_NMS plugin, nms_plugin.py)."""
-    if not 0.0 <= score_threshold < 1.0:
-        raise TrtDeployError(f"--score-threshold {score_threshold}: must be in [0, 1)")
-    if not 0.0 <= iou_threshold <= 1.0:
-        raise TrtDeployError(f"--iou-threshold {iou_threshold}: must be in [0, 1]")
+    check_thresholds(score_threshold, iou_threshold)
     if max_detections is None and head.rows is not None and head.rows > TOPK_LIMIT:
         raise TrtDeployError(f"the head gives K = {head.rows} rows per image, more than TensorRT's TopK takes "
                              f"({TOPK_LIMIT}), and the default keeps all K: pass --max-detections N with N <= "
                              f"{TOPK_LIMIT} (the N highest-scoring rows are kept)")
     if max_detections is None:
         max_detections = head.rows or 300
-    if not 1 <= max_detections <= TOPK_LIMIT:
-        raise TrtDeployError(f"--max-detections {max_detections}: must be in 1..{TOPK_LIMIT} (TensorRT's TopK limit)")
+    check_rows(max_detections)
     opts = {"family": head.family, "layout": head.layout, "num_classes": head.num_classes,
             "score_threshold": float(score_threshold), "max_detections": int(max_detections)}
     if head.family == "yolov8":
-        if topk is None:  # as many as TensorRT's TopK takes; N when it is static and smaller (nothing to pad)
-            n = anchors(head)
-            topk = TOPK_LIMIT if n is None else max(max_detections, min(TOPK_LIMIT, n))
-        if not max_detections <= topk <= TOPK_LIMIT:
-            raise TrtDeployError(f"--topk {topk}: must be between --max-detections ({max_detections}) and "
-                                 f"{TOPK_LIMIT} (TensorRT's TopK limit)")
+        topk = nms_candidates(topk, max_detections, anchors(head))
         opts.update(iou_threshold=float(iou_threshold), topk=int(topk), agnostic=bool(agnostic))
         if nms not in ("onnx", "plugin"):
             raise TrtDeployError(f"--nms {nms}: onnx or plugin")
@@ -84,6 +75,30 @@ def options(head: Head, score_threshold: float = 0.25, iou_threshold: float = 0.
         raise TrtDeployError(f"--topk/--agnostic apply to heads that need NMS; '{head.output}' is {head.label} "
                              "(NMS-free)")
     return opts
+
+
+def check_thresholds(score_threshold: float, iou_threshold: float) -> None:
+    if not 0.0 <= score_threshold < 1.0:
+        raise TrtDeployError(f"--score-threshold {score_threshold}: must be in [0, 1)")
+    if not 0.0 <= iou_threshold <= 1.0:
+        raise TrtDeployError(f"--iou-threshold {iou_threshold}: must be in [0, 1]")
+
+
+def check_rows(max_detections: int, why: str = "TensorRT's TopK limit") -> None:
+    if not 1 <= max_detections <= TOPK_LIMIT:
+        raise TrtDeployError(f"--max-detections {max_detections}: must be in 1..{TOPK_LIMIT} ({why})")
+
+
+def nms_candidates(topk: int | None, max_detections: int, n: int | None,
+                   why: str = "TensorRT's TopK limit") -> int:
+    """--topk checked, or its default: as many as TensorRT's TopK takes; the head's N anchors when they are
+    known and fewer (nothing to pad)."""
+    if topk is None:
+        topk = TOPK_LIMIT if n is None else max(max_detections, min(TOPK_LIMIT, n))
+    if not max_detections <= topk <= TOPK_LIMIT:
+        raise TrtDeployError(f"--topk {topk}: must be between --max-detections ({max_detections}) and "
+                             f"{TOPK_LIMIT} ({why})")
+    return topk
 
 
 LOW_THRESHOLD = 0.05  # below this, many candidates may pass: the --topk bound is said
